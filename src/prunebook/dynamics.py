@@ -1,0 +1,217 @@
+r"""The signal-noise decomposition and GD in coefficient space (DESIGN section 2).
+
+Every GD step adds to ``w_{j,r} ⊙ m_{j,r}`` a combination of ``mu ⊙ m_{j,r}`` and the
+``xi_i ⊙ m_{j,r}``, so for all t
+
+.. math::
+
+    w^{(t)}_{j,r} \odot m_{j,r} = w^{(0)}_{j,r} \odot m_{j,r}
+      + \gamma^{(t)}_{j,r} \frac{\mu \odot m_{j,r}}{\|\mu \odot m_{j,r}\|^2}
+      + \sum_{i=1}^n \rho^{(t)}_{j,r,i} \frac{\xi_i \odot m_{j,r}}{\|\xi_i \odot m_{j,r}\|^2}.
+
+Write v_0 = mu ⊙ m and v_i = xi_i ⊙ m (per neuron) and K_{ab} = <v_a, v_b> for their
+(n+1) x (n+1) Gram matrix. With coefficients c (so that gamma = c_0 K_00 and rho_i = c_i K_ii), all
+pre-activations are h = h^{(0)} + K c, where h^{(0)}_a = <w^{(0)} ⊙ m, v_a>: the signal patch of
+sample i gives y_i h_0, the noise patch h_i. GD on c is therefore exact at O(m n^2) per step.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from prunebook._checks import check_binary, check_finite, check_tensor
+from prunebook.network import _signs, activation, activation_derivative
+
+__all__ = ["PatchSplit", "split_patches", "SignalNoiseBasis", "decompose", "reconstruct", "train_coefficients"]
+
+#: cap on the elements of the temporary used to build Gram matrices (keeps memory near 256 MB in float64)
+_GRAM_CHUNK_ELEMENTS = 2**25
+
+
+class PatchSplit(NamedTuple):
+    mu: torch.Tensor  #: [batch..., d]
+    xi: torch.Tensor  #: [batch..., n, d]
+
+
+def split_patches(X: torch.Tensor, y: torch.Tensor) -> PatchSplit:
+    """Recover (mu, xi) from two-patch data X[..., i] = (y_i mu, xi_i); raises if X is not of that form."""
+    check_tensor("X", X, ndim_min=3)
+    if X.shape[-2] != 2:
+        raise ValueError(f"X: the signal-noise decomposition needs exactly 2 patches per sample, got shape {tuple(X.shape)}")
+    signal = X[..., 0, :] * y.to(X.dtype)[..., None]  # y_i * (y_i mu) = mu for every i
+    mu = signal[..., 0, :]
+    if not torch.allclose(signal, mu[..., None, :].expand_as(signal), rtol=1e-6, atol=0):
+        raise ValueError("X: patch 0 must be y_i * mu with one signal vector mu shared by all samples")
+    return PatchSplit(mu, X[..., 1, :])
+
+
+def _expand(M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, dtype: torch.dtype):
+    check_tensor("mu", mu, ndim_min=1)
+    check_tensor("xi", xi, ndim_min=2)
+    check_tensor("M", M, ndim_min=3)
+    d = M.shape[-1]
+    if mu.shape[-1] != d or xi.shape[-1] != d:
+        raise ValueError(f"xi: mu [..., d] and xi [..., n, d] must match the mask's d = {d}")
+    try:
+        bs = torch.broadcast_shapes(M.shape[:-3], mu.shape[:-1], xi.shape[:-2])
+    except RuntimeError as exc:
+        raise ValueError("xi: batch dimensions of M, mu and xi do not broadcast") from exc
+    lead = torch.broadcast_shapes(mu.shape[:-1], xi.shape[:-2])
+    V = torch.cat([mu[..., None, :].expand(*lead, 1, d), xi.expand(*lead, *xi.shape[-2:])], dim=-2)
+    return bs, V.expand(*bs, *V.shape[-2:]).to(dtype), M.to(dtype).expand(*bs, *M.shape[-3:])
+
+
+def _gram(V: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k]; chunked over the batch."""
+    bs = V.shape[:-2]
+    n1, d = V.shape[-2:]
+    two, m = M.shape[-3:-1]
+    Vf = V.reshape(-1, n1, d)
+    Mf = M.reshape(-1, two * m, d)
+    per = max(1, _GRAM_CHUNK_ELEMENTS // (n1 * n1 * d))
+    out = []
+    for s in range(0, Vf.shape[0], per):
+        v = Vf[s : s + per]
+        VV = (v[:, :, None, :] * v[:, None, :, :]).reshape(v.shape[0], n1 * n1, d)
+        out.append((VV @ Mf[s : s + per].mT).mT)  # [chunk, 2m, (n+1)^2]
+    K = torch.cat(out) if out else Vf.new_zeros(0, two * m, n1 * n1)
+    return K.reshape(*bs, two, m, n1, n1)
+
+
+class SignalNoiseBasis:
+    """The per-neuron vectors {mu ⊙ m, xi_i ⊙ m}, their Gram matrix and its pseudo-inverse.
+
+    Built once per (mask, data); :meth:`coefficients` then decomposes any weight change.
+    Where the vectors are linearly dependent (heavy pruning, (1 - p) d < n + 1) the coefficients are
+    not unique and the minimum-norm ones are returned; the identity still holds.
+    """
+
+    def __init__(self, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, *, dtype: torch.dtype | None = None):
+        dtype = dtype or mu.dtype
+        self.batch_shape, self.V, self.M = _expand(M, mu, xi, dtype)
+        self.K = _gram(self.V, self.M)  # [..., 2, m, n+1, n+1]
+        self.sqnorm = torch.diagonal(self.K, dim1=-2, dim2=-1)  # ||v_a||^2, [..., 2, m, n+1]
+        norm = self.sqnorm.sqrt()
+        inv = torch.where(norm > 0, 1 / norm.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(norm))
+        self._inv_norm = inv
+        Kn = self.K * inv[..., :, None] * inv[..., None, :]  # unit diagonal (or 0 for a zero vector)
+        self._Kn_pinv = torch.linalg.pinv(Kn, hermitian=True)
+
+    def inner(self, Weff: torch.Tensor) -> torch.Tensor:
+        """<Weff_{j,r}, v_a> for masked weights Weff [..., 2, m, d], as [..., 2, m, n+1]."""
+        two, m, d = Weff.shape[-3:]
+        h = self.V @ Weff.reshape(*Weff.shape[:-3], two * m, d).mT  # [..., n+1, 2m]
+        return h.mT.reshape(*h.shape[:-2], two, m, h.shape[-2])
+
+    def coefficients(self, delta_eff: torch.Tensor) -> torch.Tensor:
+        """c with delta_eff = sum_a c_a v_a (per neuron), [..., 2, m, n+1]."""
+        b = self.inner(delta_eff) * self._inv_norm
+        a = (self._Kn_pinv @ b[..., None])[..., 0]
+        return a * self._inv_norm
+
+    def gamma_rho(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gamma [..., 2, m], rho [..., 2, m, n]) from coefficients c."""
+        g = c * self.sqnorm
+        return g[..., 0], g[..., 1:]
+
+    def combine(self, c: torch.Tensor) -> torch.Tensor:
+        """sum_a c_a v_a ⊙ m as weights [..., 2, m, d]."""
+        two, m, n1 = c.shape[-3:]
+        out = c.reshape(*c.shape[:-3], two * m, n1) @ self.V
+        return out.reshape(*out.shape[:-2], two, m, out.shape[-1]) * self.M
+
+
+def decompose(
+    W: torch.Tensor, W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gamma [..., 2, m], rho [..., 2, m, n]) such that, exactly as written (no class sign folded in),
+
+    W ⊙ M = W0 ⊙ M + gamma (mu ⊙ M) / ||mu ⊙ M||^2 + sum_i rho_i (xi_i ⊙ M) / ||xi_i ⊙ M||^2.
+
+    A neuron whose mask drops all of mu has gamma = 0. Plot j * gamma for the paper's sign convention.
+    """
+    check_tensor("W", W, ndim_min=3)
+    check_tensor("W0", W0, ndim_min=3)
+    if W0.shape[-3:] != W.shape[-3:]:
+        raise ValueError(f"W0: last three dimensions {tuple(W0.shape[-3:])} must equal W's {tuple(W.shape[-3:])}")
+    for name, t in (("W", W), ("W0", W0), ("mu", mu), ("xi", xi)):
+        check_tensor(name, t, ndim_min=1)
+        check_finite(name, t)
+    check_binary("M", M)
+    if M.shape[-3:] != W.shape[-3:]:
+        raise ValueError(f"M: last three dimensions {tuple(M.shape[-3:])} must equal W's {tuple(W.shape[-3:])}")
+    basis = SignalNoiseBasis(M, mu, xi, dtype=W.dtype)
+    Mf = M.to(W.dtype)
+    c = basis.coefficients((W - W0) * Mf)
+    return basis.gamma_rho(c)
+
+
+def reconstruct(
+    W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, gamma: torch.Tensor, rho: torch.Tensor
+) -> torch.Tensor:
+    """The right-hand side of the decomposition: W0 ⊙ M + gamma v_0 / ||v_0||^2 + sum_i rho_i v_i / ||v_i||^2."""
+    basis = SignalNoiseBasis(M, mu, xi, dtype=W0.dtype)
+    g = torch.cat([gamma[..., None], rho], dim=-1)
+    c = torch.where(basis.sqnorm > 0, g / basis.sqnorm.clamp_min(torch.finfo(W0.dtype).tiny), torch.zeros_like(g))
+    return W0 * M.to(W0.dtype) + basis.combine(c)
+
+
+def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every):
+    """GD in coefficient space; called by :func:`prunebook.train` with validated, expanded inputs."""
+    from prunebook.train import TrainResult, record_steps
+
+    basis = SignalNoiseBasis(M, split.mu, split.xi, dtype=W0.dtype)
+    K = basis.K
+    h0 = basis.inner(W0 * M)  # [..., 2, m, n+1]
+    c = torch.zeros_like(h0)
+    yb = y.to(W0.dtype).expand(*h0.shape[:-3], y.shape[-1])
+    n = yb.shape[-1]
+    m = h0.shape[-2]
+    sm = _signs(W0)[:, None, None] / m  # [2, 1, 1]
+    times = record_steps(steps, every)
+    at = set(times)
+    hist: dict[str, list[torch.Tensor]] = {k: [] for k in names}
+    diverged = torch.zeros(h0.shape[:-3], dtype=torch.bool, device=W0.device)
+
+    for t in range(steps + 1):
+        h = h0 + (K @ c[..., None])[..., 0]
+        z_sig = yb[..., None, None, :] * h[..., :1]  # signal patch of sample i: y_i <w ⊙ m, mu ⊙ m>
+        z_noi = h[..., 1:]  # noise patch: <w ⊙ m, xi_i ⊙ m>
+        Fj = (activation(z_sig, q) + activation(z_noi, q)).sum(dim=-2) / m  # [..., 2, n]
+        f = Fj[..., 0, :] - Fj[..., 1, :]
+        margins = yb * f
+        loss_t = torch.nn.functional.softplus(-margins).mean(-1)
+        if t in at:
+            hist["loss"].append(loss_t)
+            if "train_error" in names:
+                hist["train_error"].append((margins <= 0).to(W0.dtype).mean(-1))
+            if names & {"gamma", "rho"}:
+                gamma, rho = basis.gamma_rho(c)
+                if "gamma" in names:
+                    hist["gamma"].append(gamma)
+                if "rho" in names:
+                    hist["rho"].append(rho)
+        if t == steps:
+            break
+        dL_df = (-yb * torch.sigmoid(-margins) / n)[..., None, None, :]  # [..., 1, 1, n]
+        g_sig = (dL_df * activation_derivative(z_sig, q) * yb[..., None, None, :]).sum(-1, keepdim=True)
+        g_noi = dL_df * activation_derivative(z_noi, q)
+        c_new = c - lr * sm * torch.cat([g_sig, g_noi], dim=-1)
+        ok = torch.isfinite(loss_t) & torch.isfinite(c_new).flatten(-3).all(-1)
+        diverged |= ~ok
+        c = torch.where(diverged[..., None, None, None], c, c_new)
+
+    W = W0 + basis.combine(c)
+    out = {k: torch.stack(v) for k, v in hist.items()}
+    return TrainResult(
+        W=W,
+        steps=torch.tensor(times),
+        loss=out["loss"],
+        train_error=out.get("train_error"),
+        gamma=out.get("gamma"),
+        rho=out.get("rho"),
+        diverged=diverged,
+        engine="coefficients",
+    )
