@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from prunebook._checks import check_binary, check_finite, check_tensor
-from prunebook.network import _signs, activation, activation_derivative
+from prunebook.network import _signs, _softplus_loss, activation, activation_derivative
 
 __all__ = ["PatchSplit", "split_patches", "SignalNoiseBasis", "decompose", "reconstruct", "train_coefficients"]
 
@@ -182,7 +182,7 @@ def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, ever
         Fj = (activation(z_sig, q) + activation(z_noi, q)).sum(dim=-2) / m  # [..., 2, n]
         f = Fj[..., 0, :] - Fj[..., 1, :]
         margins = yb * f
-        loss_t = torch.nn.functional.softplus(-margins).mean(-1)
+        loss_t = _softplus_loss(margins)
         if t in at:
             hist["loss"].append(loss_t)
             if "train_error" in names:

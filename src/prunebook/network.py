@@ -14,7 +14,6 @@ Leading batch dimensions broadcast, so one call evaluates many networks, each on
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from prunebook._checks import (
     check_binary,
@@ -131,9 +130,18 @@ def forward(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, q: float = 3) -> 
     return _output(_preactivations(W * M.to(W.dtype), X), float(q))
 
 
+def logistic(margins: torch.Tensor) -> torch.Tensor:
+    """log(1 + exp(-margin)) per sample, exact and overflow-free for any margin.
+
+    (``torch.nn.functional.softplus`` switches to the identity past ``threshold=20``, a relative
+    error of about 2e-9; ``logaddexp`` has none.)
+    """
+    return torch.logaddexp(torch.zeros((), dtype=margins.dtype, device=margins.device), -margins)
+
+
 def _softplus_loss(margins: torch.Tensor) -> torch.Tensor:
-    """Mean over samples of log(1 + exp(-margin)), computed stably."""
-    return F.softplus(-margins).mean(dim=-1)
+    """Mean over samples of log(1 + exp(-margin))."""
+    return logistic(margins).mean(dim=-1)
 
 
 def loss(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3) -> torch.Tensor:

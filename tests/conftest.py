@@ -1,0 +1,22 @@
+import pathlib
+
+import pytest
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def root() -> pathlib.Path:
+    return ROOT
+
+
+def small_problem(*, n=6, d=12, m=3, p=0.3, seed=0, dtype=torch.float64, mu_norm=2.0, signal="sparse", sigma_0=0.3):
+    """A small (W0, M, data) triple for tests."""
+    import prunebook as pb
+
+    mu = pb.signal_vector(d, mu_norm, kind=signal, seed=None if signal == "sparse" else seed + 100, dtype=dtype)
+    ds = pb.sample_data(n, mu, seed=seed)
+    W0 = pb.init_weights(m, d, sigma_0, seed=seed + 1, dtype=dtype)
+    M = pb.random_mask(W0.shape, p, seed=seed + 2, dtype=dtype)
+    return W0, M, ds
