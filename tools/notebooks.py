@@ -1,0 +1,138 @@
+"""Chapter hygiene: the Colab bootstrap cell, outputs, the parameters cell.
+
+    python tools/notebooks.py sync    # rewrite each chapter's first cell, strip outputs
+    python tools/notebooks.py check   # exit 1 and list problems (the test suite runs this)
+
+The Colab cell is generated from one place: the repository URL in ``_config.yml`` and the
+package version in ``src/prunebook/_version.py`` (the release tag is ``v<version>``).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+COLAB_TAG = "colab-install"
+
+COLAB_TEMPLATE = '''\
+# Colab set-up: on Colab, install this book's helper package, pinned to the book's release.
+# Elsewhere (a local clone, the book build, papermill) this cell does nothing. torch is never
+# reinstalled: the running torch version is pinned alongside the package.
+import os, subprocess, sys
+from importlib.metadata import version
+
+try:
+    import google.colab  # noqa: F401  (importable only on Colab)
+    ON_COLAB = True
+except ImportError:
+    ON_COLAB = False
+PRUNEBOOK_TARGET = os.environ.get(
+    "PRUNEBOOK_INSTALL_TARGET", "prunebook[book] @ git+{url}@v{version}"
+)
+if ON_COLAB:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PRUNEBOOK_TARGET, f"torch=={{version('torch')}}"],
+        check=True,
+    )'''
+
+
+def release() -> tuple[str, str]:
+    """(repository URL, package version): the single source of both."""
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    text = (ROOT / "src" / "prunebook" / "_version.py").read_text()
+    version = re.search(r'__version__\s*=\s*"([^"]+)"', text).group(1)
+    return url, version
+
+
+def colab_source() -> str:
+    url, version = release()
+    return COLAB_TEMPLATE.format(url=url, version=version)
+
+
+def toc_notebooks() -> list[pathlib.Path]:
+    """Every chapter notebook listed in _toc.yml, in book order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    return [ROOT / (f + ".ipynb") for f in files if (ROOT / (f + ".ipynb")).exists()]
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def problems(path: pathlib.Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    out = []
+    if not cells or _source(cells[0]) != colab_source() or cells[0]["cell_type"] != "code":
+        out.append("first cell is not the current Colab set-up cell (run tools/notebooks.py sync)")
+    for i, c in enumerate(cells):
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count") is not None):
+            out.append(f"cell {i} has outputs or an execution count")
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        out.append(f"needs exactly one cell tagged 'parameters', found {len(tagged)}")
+    elif "smoke" not in _source(cells[tagged[0]]):
+        out.append("the parameters cell has no 'smoke' switch")
+    if nb.get("metadata", {}).get("kernelspec", {}).get("name") != "python3":
+        out.append("kernelspec must be python3")
+    return [f"{path.relative_to(ROOT)}: {p}" for p in out]
+
+
+def sync(path: pathlib.Path) -> None:
+    nb = json.loads(path.read_text())
+    cell = {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": "colab-install",
+        "metadata": {"tags": [COLAB_TAG]},
+        "outputs": [],
+        "source": colab_source().splitlines(keepends=True),
+    }
+    cells = nb["cells"]
+    if cells and COLAB_TAG in cells[0].get("metadata", {}).get("tags", []):
+        cells[0] = cell
+    else:
+        cells.insert(0, cell)
+    for c in cells:
+        if c["cell_type"] == "code":
+            c["outputs"] = []
+            c["execution_count"] = None
+    nb["metadata"]["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ("sync", "check"):
+        print(__doc__)
+        return 2
+    paths = toc_notebooks()
+    if argv[0] == "sync":
+        for p in paths:
+            sync(p)
+        return 0
+    found = [msg for p in paths for msg in problems(p)]
+    print("\n".join(found) or f"{len(paths)} notebooks OK")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
