@@ -1,0 +1,139 @@
+"""The signal-noise decomposition and the coefficient-space engine, in float64."""
+
+import pytest
+import torch
+
+import prunebook as pb
+from prunebook.dynamics import SignalNoiseBasis, split_patches
+
+from conftest import small_problem
+
+D, N, M_NEURONS = 200, 20, 8
+STEPS = 300
+
+
+def problem(p, seed, signal="sparse", q=3):
+    W0, M, ds = small_problem(n=N, d=D, m=M_NEURONS, p=p, seed=seed, signal=signal, mu_norm=6.0, sigma_0=0.05)
+    return W0, M, ds
+
+
+def rel_margin_gap(Wa, Wb, M, mu, q, seed):
+    fresh = pb.sample_data(500, mu, seed=seed)
+    fa = fresh.y * pb.forward(Wa, M, fresh.X, q)
+    fb = fresh.y * pb.forward(Wb, M, fresh.X, q)
+    return float((fa - fb).abs().max() / fa.abs().max().clamp_min(1e-300))
+
+
+@pytest.mark.parametrize("signal", ["sparse", "dense"])
+@pytest.mark.parametrize("q", [1, 2, 3, 4])
+def test_engines_agree_batched_and_alone(q, signal):
+    ps = [0.0, 0.5, 0.9, 0.99]
+    probs = [problem(p, seed=7 * k + q, signal=signal) for k, p in enumerate(ps)]
+    W0 = torch.stack([w for w, _, _ in probs])
+    M = torch.stack([mm for _, mm, _ in probs])
+    X = torch.stack([ds.X for _, _, ds in probs])
+    y = torch.stack([ds.y for _, _, ds in probs])
+    lr = {1: 0.5, 2: 2.0, 3: 2.0, 4: 0.5}[q]
+    kw = dict(q=q, lr=lr, steps=STEPS, record=("loss", "train_error"), record_every=50)
+    rw = pb.train(W0, M, X, y, engine="weights", **kw)
+    rc = pb.train(W0, M, X, y, engine="coefficients", **kw)
+    assert float(rw.loss[-1].max()) < float(rw.loss[0].min()), "the runs must actually train"
+    worst = 0.0
+    for b, (_, _, ds) in enumerate(probs):
+        worst = max(worst, rel_margin_gap(rw.W[b], rc.W[b], M[b], ds.mu, q, seed=100 + b))
+    assert worst <= 1e-8, worst
+    torch.testing.assert_close(rc.loss, rw.loss, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(rc.train_error, rw.train_error)
+    # not batched: one network alone gives the batched trajectory
+    alone = pb.train(W0[2], M[2], X[2], y[2], engine="coefficients", **kw)
+    assert rel_margin_gap(alone.W, rc.W[2], M[2], probs[2][2].mu, q, seed=5) <= 1e-10
+
+
+@pytest.mark.parametrize("signal", ["sparse", "dense"])
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.8, 0.95, 0.99])
+def test_decomposition_rebuilds_the_weights(p, signal):
+    W0, M, ds = problem(p, seed=3, signal=signal)
+    res = pb.train(W0, M, ds.X, ds.y, q=3, lr=2.0, steps=200)
+    gamma, rho = pb.decompose(res.W, W0, M, ds.mu, ds.xi)
+    assert gamma.shape == (2, M_NEURONS) and rho.shape == (2, M_NEURONS, N)
+    rebuilt = pb.reconstruct(W0, M, ds.mu, ds.xi, gamma, rho)
+    err = float((rebuilt - res.W * M).abs().max())
+    assert err <= 1e-10 * float((res.W * M).abs().max()), err
+    # the identity exactly as written, by hand, for one neuron with the signal and one without
+    carries = pb.signal_carrying(M, ds.mu)
+    for j, r in [(0, 0), (1, M_NEURONS - 1)]:
+        v0 = ds.mu * M[j, r]
+        vs = ds.xi * M[j, r]
+        sq = vs.pow(2).sum(-1, keepdim=True)
+        assert bool((rho[j, r][sq[:, 0] == 0] == 0).all()), "a zero vector xi_i * m gets rho = 0"
+        terms = torch.where(sq > 0, rho[j, r, :, None] * vs / sq.clamp_min(1e-300), torch.zeros_like(vs))
+        rhs = W0[j, r] * M[j, r] + terms.sum(0)
+        if carries[j, r]:
+            rhs = rhs + gamma[j, r] * v0 / v0.pow(2).sum()
+        torch.testing.assert_close(rhs, res.W[j, r] * M[j, r], rtol=0, atol=1e-10 * float(res.W.abs().max()))
+    assert bool((gamma[~carries] == 0).all()), "a neuron that drops all of mu has gamma = 0"
+
+
+def test_decompose_known_coefficients_no_sign_folded():
+    W0, M, ds = problem(0.5, seed=4)
+    basis = SignalNoiseBasis(M, ds.mu, ds.xi)
+    g_true = torch.randn(2, M_NEURONS, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    r_true = torch.randn(2, M_NEURONS, N, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    g_true = torch.where(pb.signal_carrying(M, ds.mu), g_true, torch.zeros_like(g_true))
+    W = W0 + pb.reconstruct(W0, M, ds.mu, ds.xi, g_true, r_true) - W0 * M
+    gamma, rho = pb.decompose(W, W0, M, ds.mu, ds.xi)
+    torch.testing.assert_close(gamma, g_true, rtol=1e-9, atol=1e-10)  # class -1 gammas keep their sign
+    torch.testing.assert_close(rho, r_true, rtol=1e-9, atol=1e-10)
+    assert basis.K.shape == (2, M_NEURONS, N + 1, N + 1)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 0.8])
+def test_decompose_of_coefficient_run_equals_its_records(p):
+    """Where the basis is linearly independent ((1 - p) d > n + 1) the coefficients are unique."""
+    W0, M, ds = problem(p, seed=6)
+    rc = pb.train(W0, M, ds.X, ds.y, q=3, lr=2.0, steps=250, engine="coefficients", record=("gamma", "rho"), record_every=250)
+    gamma, rho = pb.decompose(rc.W, W0, M, ds.mu, ds.xi)
+    scale = float(rc.rho[-1].abs().max())
+    assert float((gamma - rc.gamma[-1]).abs().max()) <= 1e-8 * scale
+    assert float((rho - rc.rho[-1]).abs().max()) <= 1e-8 * scale
+    rw = pb.train(W0, M, ds.X, ds.y, q=3, lr=2.0, steps=250, engine="weights", record=("gamma", "rho"), record_every=50)
+    assert rw.gamma.shape == (6, 2, M_NEURONS) and rw.rho.shape == (6, 2, M_NEURONS, N)
+    torch.testing.assert_close(rw.gamma[-1], rc.gamma[-1], rtol=1e-8, atol=1e-8 * scale)
+    torch.testing.assert_close(rw.rho_pos[-1] + rw.rho_neg[-1], rw.rho[-1])
+    assert bool((rw.rho_pos >= 0).all()) and bool((rw.rho_neg <= 0).all())
+
+
+def test_signal_learning_sign_convention():
+    """Class +1 neurons learn +mu (gamma > 0); class -1 neurons learn -mu (gamma < 0): j * gamma > 0."""
+    W0, M, ds = small_problem(n=20, d=100, m=6, p=0.0, seed=2, mu_norm=12.0, sigma_0=0.05)
+    rc = pb.train(W0, M, ds.X, ds.y, q=3, lr=2.0, steps=300, engine="coefficients", record="gamma", record_every=300)
+    assert float(rc.gamma[-1, 0].max()) > 1 and float(rc.gamma[-1, 1].min()) < -1
+
+
+def test_coefficient_engine_needs_two_patch_data():
+    W0, M, ds = problem(0.5, seed=1)
+    X_bad = ds.X.clone()
+    X_bad[3, 0, 5] += 1.0  # patch 0 is no longer y_i * (one shared mu)
+    with pytest.raises(ValueError, match="^X:"):
+        pb.train(W0, M, X_bad, ds.y, q=3, lr=1.0, steps=3, engine="coefficients")
+    X3 = torch.cat([ds.X, ds.X[:, 1:]], dim=1)
+    with pytest.raises(ValueError, match="^X:"):
+        pb.train(W0, M, X3, ds.y, q=3, lr=1.0, steps=3, engine="coefficients")
+    with pytest.raises(ValueError, match="^X:"):
+        pb.train(W0, M, X3, ds.y, q=3, lr=1.0, steps=3, record="gamma")
+    # the weights engine accepts any number of patches
+    assert pb.train(W0, M, X3, ds.y, q=3, lr=1.0, steps=3).W.shape == W0.shape
+    mu, xi = split_patches(ds.X, ds.y)
+    assert torch.equal(mu, ds.mu) and torch.equal(xi, ds.xi)
+
+
+def test_decompose_validates():
+    W0, M, ds = problem(0.5, seed=1)
+    with pytest.raises(ValueError, match="^M:"):
+        pb.decompose(W0, W0, M * 0.5, ds.mu, ds.xi)
+    with pytest.raises(ValueError, match="^W0:"):
+        pb.decompose(W0, W0[:, :-1], M, ds.mu, ds.xi)
+    with pytest.raises(ValueError, match="^xi:"):
+        pb.decompose(W0, W0, M, ds.mu, ds.xi[:, :-1])
+    with pytest.raises(ValueError, match="^W:"):
+        pb.decompose(W0.clone().fill_(float("nan")), W0, M, ds.mu, ds.xi)
