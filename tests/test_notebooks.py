@@ -18,7 +18,7 @@ CHAPTERS = nbtools.toc_notebooks()
 
 def test_toc_lists_chapters():
     names = [p.stem for p in CHAPTERS]
-    assert names[:3] == ["00_setup", "01_data_model", "02_pruning_at_initialization"]
+    assert names[:4] == ["00_setup", "01_data_model", "02_pruning_at_initialization", "03_gd_dynamics"]
     assert all(p.exists() for p in CHAPTERS)
 
 
