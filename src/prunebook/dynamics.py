@@ -64,19 +64,23 @@ def _expand(M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, dtype: torch.dt
 
 
 def _gram(V: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k]; chunked over the batch."""
+    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k].
+
+    One batched matmul per neuron, (V ⊙ m_r) V^T, over chunks of the batch, so the temporary stays
+    near ``_GRAM_CHUNK_ELEMENTS`` elements; O(m n^2 d) work in all.
+    """
     bs = V.shape[:-2]
     n1, d = V.shape[-2:]
     two, m = M.shape[-3:-1]
     Vf = V.reshape(-1, n1, d)
     Mf = M.reshape(-1, two * m, d)
-    per = max(1, _GRAM_CHUNK_ELEMENTS // (n1 * n1 * d))
-    out = []
+    K = Vf.new_empty(Vf.shape[0], two * m, n1, n1)
+    per = max(1, _GRAM_CHUNK_ELEMENTS // (n1 * d))
     for s in range(0, Vf.shape[0], per):
         v = Vf[s : s + per]
-        VV = (v[:, :, None, :] * v[:, None, :, :]).reshape(v.shape[0], n1 * n1, d)
-        out.append((VV @ Mf[s : s + per].mT).mT)  # [chunk, 2m, (n+1)^2]
-    K = torch.cat(out) if out else Vf.new_zeros(0, two * m, n1 * n1)
+        vt = v.mT
+        for r in range(two * m):
+            torch.matmul(v * Mf[s : s + per, r, None, :], vt, out=K[s : s + per, r])
     return K.reshape(*bs, two, m, n1, n1)
 
 
@@ -96,8 +100,16 @@ class SignalNoiseBasis:
         norm = self.sqnorm.sqrt()
         inv = torch.where(norm > 0, 1 / norm.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(norm))
         self._inv_norm = inv
-        Kn = self.K * inv[..., :, None] * inv[..., None, :]  # unit diagonal (or 0 for a zero vector)
-        self._Kn_pinv = torch.linalg.pinv(Kn, hermitian=True)
+        self._pinv: torch.Tensor | None = None  # computed on first use: training never needs it
+
+    @property
+    def normalized_gram_pinv(self) -> torch.Tensor:
+        """Pseudo-inverse of the Gram matrix of the unit vectors v_a / ||v_a|| (zero vectors dropped)."""
+        if self._pinv is None:
+            inv = self._inv_norm
+            Kn = self.K * inv[..., :, None] * inv[..., None, :]  # unit diagonal (or 0 for a zero vector)
+            self._pinv = torch.linalg.pinv(Kn, hermitian=True)
+        return self._pinv
 
     def inner(self, Weff: torch.Tensor) -> torch.Tensor:
         """<Weff_{j,r}, v_a> for masked weights Weff [..., 2, m, d], as [..., 2, m, n+1]."""
@@ -108,7 +120,7 @@ class SignalNoiseBasis:
     def coefficients(self, delta_eff: torch.Tensor) -> torch.Tensor:
         """c with delta_eff = sum_a c_a v_a (per neuron), [..., 2, m, n+1]."""
         b = self.inner(delta_eff) * self._inv_norm
-        a = (self._Kn_pinv @ b[..., None])[..., 0]
+        a = (self.normalized_gram_pinv @ b[..., None])[..., 0]
         return a * self._inv_norm
 
     def gamma_rho(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,30 +170,81 @@ def reconstruct(
     return W0 * M.to(W0.dtype) + basis.combine(c)
 
 
+#: Gram matrices of one chunk of networks stay below this many bytes, so that they remain in the
+#: CPU's cache across the steps of the chunk (per-step cost is dominated by reading K)
+_CACHE_BYTES = 8 * 2**20
+
+
 def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every):
-    """GD in coefficient space; called by :func:`prunebook.train` with validated, expanded inputs."""
+    """GD in coefficient space; called by :func:`prunebook.train` with validated, expanded inputs.
+
+    Networks are independent, so the batch is cut into chunks whose Gram matrices fit in cache and
+    each chunk runs all its steps before the next starts; results are identical to one big batch.
+    """
     from prunebook.train import TrainResult, record_steps
 
-    basis = SignalNoiseBasis(M, split.mu, split.xi, dtype=W0.dtype)
-    K = basis.K
-    h0 = basis.inner(W0 * M)  # [..., 2, m, n+1]
-    c = torch.zeros_like(h0)
-    yb = y.to(W0.dtype).expand(*h0.shape[:-3], y.shape[-1])
-    n = yb.shape[-1]
-    m = h0.shape[-2]
-    sm = _signs(W0)[:, None, None] / m  # [2, 1, 1]
+    bs = W0.shape[:-3]
+    two, m, d = W0.shape[-3:]
+    n = y.shape[-1]
+    Wf = W0.reshape(-1, two, m, d)
+    Mf = M.expand(*bs, two, m, d).reshape(-1, two, m, d)
+    muf = split.mu.expand(*bs, d).reshape(-1, d)
+    xif = split.xi.expand(*bs, n, d).reshape(-1, n, d)
+    yf = y.expand(*bs, n).reshape(-1, n)
+    B = Wf.shape[0]
+    per_network = 2 * m * (n + 1) ** 2 * W0.element_size()
+    if W0.device.type == "cpu":
+        chunk = max(1, min(B, _CACHE_BYTES // per_network))
+    else:  # on an accelerator the whole batch goes at once
+        chunk = max(B, 1)
+    parts = [
+        _coefficient_chunk(Wf[s : s + chunk], Mf[s : s + chunk], muf[s : s + chunk], xif[s : s + chunk], yf[s : s + chunk],
+                           q=q, lr=lr, steps=steps, names=names, every=every)
+        for s in range(0, B, chunk)
+    ]
     times = record_steps(steps, every)
-    at = set(times)
+    hist = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k not in ("W", "diverged")}
+
+    def unflat(t, lead=()):
+        return t.reshape((*lead, *bs, *t.shape[len(lead) + 1 :]))
+
+    return TrainResult(
+        W=unflat(torch.cat([p["W"] for p in parts])),
+        steps=torch.tensor(times),
+        loss=unflat(hist["loss"], (len(times),)),
+        train_error=unflat(hist["train_error"], (len(times),)) if "train_error" in hist else None,
+        gamma=unflat(hist["gamma"], (len(times),)) if "gamma" in hist else None,
+        rho=unflat(hist["rho"], (len(times),)) if "rho" in hist else None,
+        diverged=unflat(torch.cat([p["diverged"] for p in parts])),
+        engine="coefficients",
+    )
+
+
+def _coefficient_chunk(W0, M, mu, xi, y, *, q, lr, steps, names, every) -> dict[str, torch.Tensor]:
+    """GD in coefficient space for a flat batch [B, ...] of networks; returns W and histories."""
+    from prunebook.train import record_steps
+
+    basis = SignalNoiseBasis(M, mu, xi, dtype=W0.dtype)
+    n1 = basis.K.shape[-1]
+    K = basis.K.reshape(-1, n1, n1)  # [B*2*m, n+1, n+1], symmetric
+    h0 = basis.inner(W0 * M)  # [B, 2, m, n+1]
+    c = torch.zeros_like(h0)
+    yb = y.to(W0.dtype)[:, None, None, :]  # [B, 1, 1, n]
+    n = y.shape[-1]
+    m = h0.shape[-2]
+    step_scale = lr * _signs(W0)[:, None, None] / m  # [2, 1, 1]: eta * j / m
+    at = set(record_steps(steps, every))
     hist: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    diverged = torch.zeros(h0.shape[:-3], dtype=torch.bool, device=W0.device)
+    diverged = torch.zeros(h0.shape[0], dtype=torch.bool, device=W0.device)
 
     for t in range(steps + 1):
-        h = h0 + (K @ c[..., None])[..., 0]
-        z_sig = yb[..., None, None, :] * h[..., :1]  # signal patch of sample i: y_i <w ⊙ m, mu ⊙ m>
+        # h0 + K c per neuron, computed as c^T K (K is symmetric): a row-vector batched matmul is
+        # several times faster than K @ c for these small matrices
+        h = h0 + torch.bmm(c.reshape(-1, 1, n1), K).reshape(h0.shape)
+        z_sig = yb * h[..., :1]  # signal patch of sample i: y_i <w ⊙ m, mu ⊙ m>
         z_noi = h[..., 1:]  # noise patch: <w ⊙ m, xi_i ⊙ m>
-        Fj = (activation(z_sig, q) + activation(z_noi, q)).sum(dim=-2) / m  # [..., 2, n]
-        f = Fj[..., 0, :] - Fj[..., 1, :]
-        margins = yb * f
+        Fj = (activation(z_sig, q) + activation(z_noi, q)).sum(dim=-2) / m  # [B, 2, n]
+        margins = y.to(W0.dtype) * (Fj[:, 0] - Fj[:, 1])
         loss_t = _softplus_loss(margins)
         if t in at:
             hist["loss"].append(loss_t)
@@ -195,23 +258,15 @@ def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, ever
                     hist["rho"].append(rho)
         if t == steps:
             break
-        dL_df = (-yb * torch.sigmoid(-margins) / n)[..., None, None, :]  # [..., 1, 1, n]
-        g_sig = (dL_df * activation_derivative(z_sig, q) * yb[..., None, None, :]).sum(-1, keepdim=True)
+        dL_df = (-y.to(W0.dtype) * torch.sigmoid(-margins) / n)[:, None, None, :]  # [B, 1, 1, n]
+        g_sig = (dL_df * activation_derivative(z_sig, q) * yb).sum(-1, keepdim=True)
         g_noi = dL_df * activation_derivative(z_noi, q)
-        c_new = c - lr * sm * torch.cat([g_sig, g_noi], dim=-1)
-        ok = torch.isfinite(loss_t) & torch.isfinite(c_new).flatten(-3).all(-1)
+        c_new = c - step_scale * torch.cat([g_sig, g_noi], dim=-1)
+        ok = torch.isfinite(loss_t) & torch.isfinite(c_new).flatten(1).all(-1)
         diverged |= ~ok
-        c = torch.where(diverged[..., None, None, None], c, c_new)
+        c = torch.where(diverged[:, None, None, None], c, c_new)
 
-    W = W0 + basis.combine(c)
     out = {k: torch.stack(v) for k, v in hist.items()}
-    return TrainResult(
-        W=W,
-        steps=torch.tensor(times),
-        loss=out["loss"],
-        train_error=out.get("train_error"),
-        gamma=out.get("gamma"),
-        rho=out.get("rho"),
-        diverged=diverged,
-        engine="coefficients",
-    )
+    out["W"] = W0 + basis.combine(c)
+    out["diverged"] = diverged
+    return out
