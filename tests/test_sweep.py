@@ -1,0 +1,165 @@
+"""Sweeps: tidy table, different n, determinism, kill-and-resume, corrupt and stale chunks."""
+
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from prunebook import theory
+from prunebook.experiment import Setting, run
+
+sw = importlib.import_module("prunebook.sweep")
+
+BASE = Setting(d=60, n=10, m=4, steps=40, mu_norm=5.0)
+AXES = {"p": [0.0, 0.5, 0.9], "n": [8, 12]}
+SEEDS = [0, 1]
+
+
+def small(tmp=None, **kw):
+    return sw.sweep(AXES, SEEDS, base=BASE, cache_dir=tmp, chunk_size=2, progress=False, **kw)
+
+
+def test_table_has_one_row_per_network():
+    df = small()
+    assert len(df) == 3 * 2 * 2
+    for col in ("p", "seed", "n", "mu_norm", "final_loss", "train_error", "test_error", "signal_neurons_pos",
+                "signal_neurons_neg", "gamma_max_pos", "rho_max", "rho_min", "converged", "snr_p", "n_snr_q"):
+        assert col in df.columns
+    assert df[["p", "n", "seed"]].drop_duplicates().shape[0] == len(df)
+    assert df["test_error"].between(0, 1).all()
+    assert (df.loc[df.p == 0.0, "signal_neurons_pos"] == BASE.m).all()
+    np.testing.assert_allclose(df["n_snr_q"], df["n"] * df["snr_p"] ** df["q"])
+    assert (df["converged"] == (df["final_loss"] < 1e-2)).all()
+
+
+def test_different_n_matches_networks_trained_alone():
+    """Networks with different n go in separate batches; each row equals the network trained alone."""
+    df = small()
+    for row in df.sample(4, random_state=0).itertuples():
+        alone = run(BASE.with_(n=int(row.n)), [row.p], [row.seed], record_every=BASE.steps, n_test=2000)
+        assert row.final_loss == pytest.approx(alone.final_loss[0], rel=1e-4, abs=1e-7)
+        assert row.test_error == pytest.approx(alone.test_error[0], abs=2e-3)
+
+
+def test_chunking_does_not_change_results():
+    a = small()
+    b = sw.sweep(AXES, SEEDS, base=BASE, chunk_size=5, progress=False)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-7)
+
+
+def test_kill_and_resume_gives_the_uninterrupted_table(tmp_path, monkeypatch):
+    reference = small()
+    real = sw._run_chunk
+    calls = {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the sweep is killed while computing its 4th chunk
+        return real(*a, **k)
+
+    monkeypatch.setattr(sw, "_run_chunk", dying)
+    with pytest.raises(KeyboardInterrupt):
+        small(tmp_path)
+    assert len(list(tmp_path.glob("chunk-*.npz"))) == 3
+    assert not list(tmp_path.glob("*.tmp"))
+
+    counted = {"n": 0}
+
+    def counting(*a, **k):
+        counted["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(sw, "_run_chunk", counting)
+    resumed = small(tmp_path)
+    assert counted["n"] == 6 - 3, "only the chunks not yet saved are computed"
+    pd.testing.assert_frame_equal(resumed, reference, check_exact=False, rtol=1e-6, atol=1e-9)
+    counted["n"] = 0
+    again = small(tmp_path)
+    assert counted["n"] == 0
+    pd.testing.assert_frame_equal(again, resumed)
+
+
+def test_truncated_and_stale_chunks_are_recomputed(tmp_path, monkeypatch):
+    first = small(tmp_path)
+    files = sorted(tmp_path.glob("chunk-*.npz"))
+    data = files[0].read_bytes()
+    files[0].write_bytes(data[: len(data) // 2])  # truncated
+    files[1].write_bytes(files[2].read_bytes())  # stale: another chunk's content under this name
+    real = sw._run_chunk
+    counted = {"n": 0}
+
+    def counting(*a, **k):
+        counted["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(sw, "_run_chunk", counting)
+    second = small(tmp_path)
+    assert counted["n"] == 2
+    pd.testing.assert_frame_equal(second, first)
+
+
+def test_package_version_is_part_of_the_key(tmp_path, monkeypatch):
+    small(tmp_path)
+    monkeypatch.setattr(sw, "__version__", "999.0")
+    real = sw._run_chunk
+    counted = {"n": 0}
+
+    def counting(*a, **k):
+        counted["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(sw, "_run_chunk", counting)
+    small(tmp_path)
+    assert counted["n"] == 6
+
+
+def test_same_seeds_same_table():
+    pd.testing.assert_frame_equal(small(), small())
+
+
+@pytest.mark.parametrize(
+    "kw, arg",
+    [
+        (dict(axes={"n": [10]}), "axes"),
+        (dict(axes={"p": [1.0]}), "axes"),
+        (dict(axes={"p": [0.5], "width": [3]}), "axes"),
+        (dict(axes={"p": []}), "axes"),
+        (dict(axes={"p": [0.5], "n": [0]}), "n"),
+        (dict(seeds=[]), "seeds"),
+        (dict(seeds=[-1]), "seeds"),
+        (dict(n_test=100), "n_test"),
+        (dict(chunk_size=0), "chunk_size"),
+        (dict(engine="sgd"), "engine"),
+    ],
+)
+def test_bad_sweep_arguments(kw, arg):
+    args = dict(axes={"p": [0.5]}, seeds=[0])
+    args.update(kw)
+    axes, seeds = args.pop("axes"), args.pop("seeds")
+    with pytest.raises(ValueError, match=f"^{arg}:"):
+        sw.sweep(axes, seeds, base=BASE, progress=False, **args)
+
+
+def test_boundary_helpers_invert_the_statistic():
+    ps = np.array([0.0, 0.5, 0.9])
+    n_b = theory.race_boundary_n(ps, 4.0, 8.0, 1.0, 1000, 3)
+    np.testing.assert_allclose(theory.n_snr_q(n_b, 8.0, 1.0, 1000, ps, 3), 4.0)
+    mu_b = theory.race_boundary_mu(ps, 4.0, 50, 1.0, 1000, 3)
+    np.testing.assert_allclose([theory.n_snr_q(50, mu, 1.0, 1000, p, 3) for mu, p in zip(mu_b, ps)], 4.0)
+    p_half = theory.overpruning_fraction(20, 0.5)
+    assert theory.prob_some_class_without_signal(p_half, 20) == pytest.approx(0.5)
+
+
+def test_fit_race_constant_recovers_a_known_threshold():
+    rng = np.random.default_rng(0)
+    stat = np.exp(rng.uniform(np.log(0.1), np.log(100), 400))
+    true_C = 4.0
+    success = rng.uniform(size=400) < 1 / (1 + (true_C / stat) ** 3)
+    C, lo, hi = theory.fit_race_constant(stat, success, n_boot=200)
+    assert lo < true_C < hi and lo < C < hi
+    assert hi / lo < 2
+    with pytest.raises(ValueError, match="success"):
+        theory.fit_race_constant(stat, np.ones(400, bool))
