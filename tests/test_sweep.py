@@ -163,3 +163,50 @@ def test_fit_race_constant_recovers_a_known_threshold():
     assert hi / lo < 2
     with pytest.raises(ValueError, match="success"):
         theory.fit_race_constant(stat, np.ones(400, bool))
+
+
+def _curve(errors_by_p, seeds=5, noise=0.0, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    rows = [{"p": p, "seed": s, "test_error": e + noise * rng.standard_normal(), "converged": True}
+            for p, e in errors_by_p.items() for s in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+def test_curve_summary_finds_best_p_and_threshold():
+    from prunebook.phase import curve_summary
+
+    df = _curve({0.0: 0.3, 0.5: 0.1, 0.7: 0.02, 0.9: 0.05, 0.95: 0.4, 0.99: 0.5}, noise=0.005)
+    out = curve_summary(df, n_boot=200)
+    assert out["best_p"] == 0.7 and out["threshold_p"] == 0.95
+    assert out["best_p_ci"] == (0.7, 0.7) and out["threshold_ci"] == (0.95, 0.95)
+    assert out["dense_error"] == pytest.approx(0.3, abs=0.01)
+    with pytest.raises(ValueError, match="df"):
+        curve_summary(df.drop(columns="seed"))
+
+
+def test_cell_means_and_edges():
+    from prunebook.phase import cell_means, edges
+
+    df = pd.DataFrame({"p": [0, 0, 0.5, 0.5], "n": [10, 20, 10, 20], "test_error": [0.5, 0.4, 0.1, 0.0],
+                       "converged": [True, False, True, True]})
+    xs, ys, mean, bad, count = cell_means(df, "p", "n")
+    assert list(xs) == [0, 0.5] and list(ys) == [10, 20]
+    np.testing.assert_allclose(mean, [[0.5, 0.1], [0.4, 0.0]])
+    np.testing.assert_allclose(bad, [[0, 0], [1, 0]])
+    np.testing.assert_allclose(edges(np.array([10.0, 40.0]), log=True), [5, 20, 80])
+    np.testing.assert_allclose(edges(np.array([0.0, 0.5, 0.7])), [-0.25, 0.25, 0.6, 0.8])
+
+
+def test_code_change_invalidates_the_cache(tmp_path, monkeypatch):
+    small(tmp_path)
+    monkeypatch.setattr(sw, "code_fingerprint", lambda: "different code")
+    real = sw._run_chunk
+    counted = {"n": 0}
+
+    def counting(*a, **k):
+        counted["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(sw, "_run_chunk", counting)
+    small(tmp_path)
+    assert counted["n"] == 6

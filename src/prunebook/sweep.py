@@ -8,7 +8,8 @@ and rho, and a ``converged`` flag.
 - Networks that share their shapes (d, n, m) and training settings (q, lr, steps) train together in
   batched chunks under a memory cap; networks with different n are never padded into one loss.
 - With ``cache_dir``, every finished chunk is written at once (``.npz``, no pickle) under a name
-  derived from a hash of its configurations, the evaluation settings and the package version. A
+  derived from a hash of its configurations, the evaluation settings, the package version and a
+  fingerprint of the package's source code (so a code change never reuses old results). A
   killed sweep resumes where it stopped; a truncated, corrupt or stale file is detected and the
   chunk recomputed.
 """
@@ -84,8 +85,19 @@ def _bytes_per_network(cfg: dict, engine: str, element_size: int) -> int:
     return tensors * element_size
 
 
+def code_fingerprint() -> str:
+    """sha256 of the package's source files: any change to the code invalidates cached chunks."""
+    h = hashlib.sha256()
+    for f in sorted(pathlib.Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def _chunk_key(chunk: list[dict], eval_settings: dict) -> str:
-    blob = json.dumps({"configs": chunk, "eval": eval_settings, "version": __version__}, sort_keys=True)
+    blob = json.dumps(
+        {"configs": chunk, "eval": eval_settings, "version": __version__, "code": code_fingerprint()}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

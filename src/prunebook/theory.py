@@ -58,8 +58,8 @@ def n_snr_q(n, mu_norm, sigma_p: float, d: int, p, q: float):
     """The book's race statistic n SNR_p^q (signal wins, heuristically, when it exceeds a constant)."""
     q = check_q(q)
     n_arr = np.asarray(n, dtype=float)
-    if not np.all(n_arr >= 1):
-        raise ValueError(f"n: must be >= 1, got {n!r}")
+    if not np.all(n_arr > 0):
+        raise ValueError(f"n: must be > 0, got {n!r}")
     out = n_arr * np.asarray(snr_p(mu_norm, sigma_p, d, p)) ** q
     return float(out) if np.ndim(out) == 0 else out
 
