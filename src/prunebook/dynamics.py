@@ -26,7 +26,7 @@ from prunebook.network import _signs, _softplus_loss, activation, activation_der
 
 __all__ = ["PatchSplit", "split_patches", "SignalNoiseBasis", "decompose", "reconstruct", "train_coefficients"]
 
-#: cap on the elements of the temporary used to build Gram matrices (keeps memory near 256 MB in float64)
+#: cap on the elements of the temporaries used to build Gram matrices (about 256 MB in float64)
 _GRAM_CHUNK_ELEMENTS = 2**25
 
 
@@ -64,10 +64,12 @@ def _expand(M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, dtype: torch.dt
 
 
 def _gram(V: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k].
+    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k]; O(m n^2 d) work at most.
 
-    One batched matmul per neuron, (V ⊙ m_r) V^T, over chunks of the batch, so the temporary stays
-    near ``_GRAM_CHUNK_ELEMENTS`` elements; O(m n^2 d) work in all.
+    Three paths, chosen per network: a mask that keeps everything gives V V^T once for all neurons;
+    masks that keep at most 40% of the coordinates gather each neuron's kept columns (padding
+    zeroed), so the cost falls with 1 - p; otherwise one batched matmul per neuron, (V ⊙ m_r) V^T.
+    Temporaries stay near ``_GRAM_CHUNK_ELEMENTS`` elements.
     """
     bs = V.shape[:-2]
     n1, d = V.shape[-2:]
@@ -75,12 +77,27 @@ def _gram(V: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     Vf = V.reshape(-1, n1, d)
     Mf = M.reshape(-1, two * m, d)
     K = Vf.new_empty(Vf.shape[0], two * m, n1, n1)
+    kept = Mf.sum(-1)
+    most = kept.amax(-1)
+    full = torch.nonzero(kept.amin(-1) == d).flatten().tolist()
+    sparse = torch.nonzero(most <= 0.4 * d).flatten().tolist()
+    dense = sorted(set(range(Vf.shape[0])) - set(full) - set(sparse))
+    if full:
+        K[full] = (Vf[full] @ Vf[full].mT)[:, None]
+    per = max(1, _GRAM_CHUNK_ELEMENTS // (two * m * n1 * d))
+    for s in range(0, len(sparse), per):
+        rows = sparse[s : s + per]
+        v, mk = Vf[rows], Mf[rows]
+        vals, idx = torch.topk(mk, max(int(most[rows].max()), 1), dim=-1, sorted=False)  # kept coordinates first
+        Vg = torch.gather(v[:, None].expand(-1, two * m, -1, -1), 3, idx[:, :, None, :].expand(-1, -1, n1, -1))
+        Vg = Vg * vals[:, :, None, :]  # zero the padding (coordinates the mask drops)
+        K[rows] = Vg @ Vg.mT
     per = max(1, _GRAM_CHUNK_ELEMENTS // (n1 * d))
-    for s in range(0, Vf.shape[0], per):
-        v = Vf[s : s + per]
+    for s in range(0, len(dense), per):
+        rows = dense[s : s + per]
+        v, mk = Vf[rows], Mf[rows]
         vt = v.mT
-        for r in range(two * m):
-            torch.matmul(v * Mf[s : s + per, r, None, :], vt, out=K[s : s + per, r])
+        K[rows] = torch.stack([(v * mk[:, r, None, :]) @ vt for r in range(two * m)], dim=1)
     return K.reshape(*bs, two, m, n1, n1)
 
 
@@ -175,6 +192,15 @@ def reconstruct(
 _CACHE_BYTES = 8 * 2**20
 
 
+def _activation_and_derivative(z: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigma(z), sigma'(z)) sharing one power: max(z,0)^q and q max(z,0)^(q-1)."""
+    r = torch.relu(z)
+    if q == 1:
+        return r, (z > 0).to(z.dtype)
+    rq1 = r if q == 2 else r.pow(q - 1)
+    return rq1 * r, q * rq1
+
+
 def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every):
     """GD in coefficient space; called by :func:`prunebook.train` with validated, expanded inputs.
 
@@ -197,19 +223,22 @@ def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, ever
         chunk = max(1, min(B, _CACHE_BYTES // per_network))
     else:  # on an accelerator the whole batch goes at once
         chunk = max(B, 1)
+    basis = SignalNoiseBasis(Mf, muf, xif, dtype=W0.dtype)  # the Gram matrices of the whole batch at once
+    h0 = basis.inner(Wf * Mf)  # [B, 2, m, n+1]
     parts = [
-        _coefficient_chunk(Wf[s : s + chunk], Mf[s : s + chunk], muf[s : s + chunk], xif[s : s + chunk], yf[s : s + chunk],
-                           q=q, lr=lr, steps=steps, names=names, every=every)
+        _coefficient_chunk(basis, h0, slice(s, s + chunk), yf[s : s + chunk], q=q, lr=lr, steps=steps, names=names,
+                           every=every)
         for s in range(0, B, chunk)
     ]
+    W_final = Wf + basis.combine(torch.cat([p.pop("c") for p in parts]))
     times = record_steps(steps, every)
-    hist = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k not in ("W", "diverged")}
+    hist = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k != "diverged"}
 
     def unflat(t, lead=()):
         return t.reshape((*lead, *bs, *t.shape[len(lead) + 1 :]))
 
     return TrainResult(
-        W=unflat(torch.cat([p["W"] for p in parts])),
+        W=unflat(W_final),
         steps=torch.tensor(times),
         loss=unflat(hist["loss"], (len(times),)),
         train_error=unflat(hist["train_error"], (len(times),)) if "train_error" in hist else None,
@@ -220,53 +249,62 @@ def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, ever
     )
 
 
-def _coefficient_chunk(W0, M, mu, xi, y, *, q, lr, steps, names, every) -> dict[str, torch.Tensor]:
-    """GD in coefficient space for a flat batch [B, ...] of networks; returns W and histories."""
+def _coefficient_chunk(basis: SignalNoiseBasis, h0_all, rows: slice, y, *, q, lr, steps, names, every) -> dict:
+    """GD in coefficient space for the networks ``rows`` of a flat batch; returns c and histories."""
     from prunebook.train import record_steps
 
-    basis = SignalNoiseBasis(M, mu, xi, dtype=W0.dtype)
+    dtype = h0_all.dtype
+    sqnorm = basis.sqnorm[rows]
     n1 = basis.K.shape[-1]
-    K = basis.K.reshape(-1, n1, n1)  # [B*2*m, n+1, n+1], symmetric
-    h0 = basis.inner(W0 * M)  # [B, 2, m, n+1]
+    n1p = -(-n1 // 4) * 4  # pad to a multiple of 4: aligned rows make the small matmuls much faster
+    K = torch.nn.functional.pad(basis.K[rows], (0, n1p - n1, 0, n1p - n1)).reshape(-1, n1p, n1p)  # symmetric
+    h0 = h0_all[rows]  # [B, 2, m, n+1]
+    h0p = torch.nn.functional.pad(h0, (0, n1p - n1)).reshape(-1, 1, n1p)
     c = torch.zeros_like(h0)
-    yb = y.to(W0.dtype)[:, None, None, :]  # [B, 1, 1, n]
+    cp = torch.zeros(h0.shape[:-1] + (n1p,), dtype=dtype, device=h0.device)  # padded copy of c
+    yf = y.to(dtype)
+    yb = yf[:, None, None, :]  # [B, 1, 1, n]
     n = y.shape[-1]
     m = h0.shape[-2]
-    step_scale = lr * _signs(W0)[:, None, None] / m  # [2, 1, 1]: eta * j / m
+    step_scale = lr * _signs(h0)[:, None, None] / m  # [2, 1, 1]: eta * j / m
     at = set(record_steps(steps, every))
     hist: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    diverged = torch.zeros(h0.shape[0], dtype=torch.bool, device=W0.device)
+    diverged = torch.zeros(h0.shape[0], dtype=torch.bool, device=h0.device)
 
     for t in range(steps + 1):
-        # h0 + K c per neuron, computed as c^T K (K is symmetric): a row-vector batched matmul is
-        # several times faster than K @ c for these small matrices
-        h = h0 + torch.bmm(c.reshape(-1, 1, n1), K).reshape(h0.shape)
-        z_sig = yb * h[..., :1]  # signal patch of sample i: y_i <w ⊙ m, mu ⊙ m>
-        z_noi = h[..., 1:]  # noise patch: <w ⊙ m, xi_i ⊙ m>
-        Fj = (activation(z_sig, q) + activation(z_noi, q)).sum(dim=-2) / m  # [B, 2, n]
-        margins = y.to(W0.dtype) * (Fj[:, 0] - Fj[:, 1])
+        # h0 + K c per neuron, computed as h0 + c^T K (K is symmetric) in one fused batched matmul
+        h = torch.baddbmm(h0p, cp.reshape(-1, 1, n1p), K).reshape(cp.shape)[..., :n1]
+        # pre-activations of both patches side by side, [B, 2, m, 2n]: the signal patch of sample i
+        # is y_i <w ⊙ m, mu ⊙ m>, its noise patch <w ⊙ m, xi_i ⊙ m>
+        z = torch.cat([yb * h[..., :1], h[..., 1:]], dim=-1)
+        act, der = _activation_and_derivative(z, q)
+        Fj = act.reshape(*act.shape[:-1], 2, n).sum(dim=(-3, -2)) / m  # sum over neurons and patches: [B, 2, n]
+        margins = yf * (Fj[:, 0] - Fj[:, 1])
         loss_t = _softplus_loss(margins)
         if t in at:
             hist["loss"].append(loss_t)
             if "train_error" in names:
-                hist["train_error"].append((margins <= 0).to(W0.dtype).mean(-1))
+                hist["train_error"].append((margins <= 0).to(dtype).mean(-1))
             if names & {"gamma", "rho"}:
-                gamma, rho = basis.gamma_rho(c)
+                g = c * sqnorm  # gamma = c_0 ||mu ⊙ m||^2, rho_i = c_i ||xi_i ⊙ m||^2
                 if "gamma" in names:
-                    hist["gamma"].append(gamma)
+                    hist["gamma"].append(g[..., 0])
                 if "rho" in names:
-                    hist["rho"].append(rho)
+                    hist["rho"].append(g[..., 1:])
         if t == steps:
             break
-        dL_df = (-y.to(W0.dtype) * torch.sigmoid(-margins) / n)[:, None, None, :]  # [B, 1, 1, n]
-        g_sig = (dL_df * activation_derivative(z_sig, q) * yb).sum(-1, keepdim=True)
-        g_noi = dL_df * activation_derivative(z_noi, q)
-        c_new = c - step_scale * torch.cat([g_sig, g_noi], dim=-1)
-        ok = torch.isfinite(loss_t) & torch.isfinite(c_new).flatten(1).all(-1)
+        dL_df = -yf * torch.sigmoid(-margins) / n  # [B, n]
+        weight = torch.cat([dL_df * yf, dL_df], dim=-1)[:, None, None, :]  # [B, 1, 1, 2n]
+        prod = der * weight
+        grad_c = torch.cat([prod[..., :n].sum(-1, keepdim=True), prod[..., n:]], dim=-1)  # dL/dc up to eta j / m
+        c_new = c - step_scale * grad_c
+        # one reduction per network: a sum is non-finite iff some entry is (inf or nan)
+        ok = torch.isfinite(loss_t) & torch.isfinite(c_new.sum(dim=(1, 2, 3)))
         diverged |= ~ok
         c = torch.where(diverged[:, None, None, None], c, c_new)
+        cp[..., :n1] = c
 
     out = {k: torch.stack(v) for k, v in hist.items()}
-    out["W"] = W0 + basis.combine(c)
+    out["c"] = c
     out["diverged"] = diverged
     return out

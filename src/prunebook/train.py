@@ -190,7 +190,7 @@ def _train_weights(W, M, X, y, *, q, lr, steps, names, every, split) -> TrainRes
         if t == steps:
             break
         W_new = W - lr * G
-        ok = torch.isfinite(loss_t) & torch.isfinite(W_new).flatten(-3).all(-1)
+        ok = torch.isfinite(loss_t) & torch.isfinite(W_new.sum(dim=(-3, -2, -1)))  # non-finite iff some entry is
         diverged |= ~ok
         W = torch.where(diverged[..., None, None, None], W, W_new)
 
