@@ -266,7 +266,11 @@ def _coefficient_chunk(basis: SignalNoiseBasis, h0_all, rows: slice, y, *, q, lr
     yb = yf[:, None, None, :]  # [B, 1, 1, n]
     n = y.shape[-1]
     m = h0.shape[-2]
-    step_scale = lr * _signs(h0)[:, None, None] / m  # [2, 1, 1]: eta * j / m
+    y_over_m = yf / m  # margins = y_i (F_+1 - F_-1) with the 1/m of F folded in
+    # dL/df_i = -y_i sigmoid(-y_i f_i) / n; the signal patch of sample i contributes y_i times it:
+    # weight = sigmoid(-margins) repeated for both patches, times (-1/n, -y_i/n)
+    const = torch.cat([torch.full_like(yf, -1.0 / n), -yf / n], dim=-1)[:, None, None, :]  # [B, 1, 1, 2n]
+    neg_step = -lr * _signs(h0)[:, None, None] / m  # [2, 1, 1]: -eta * j / m
     at = set(record_steps(steps, every))
     hist: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     diverged = torch.zeros(h0.shape[0], dtype=torch.bool, device=h0.device)
@@ -278,11 +282,10 @@ def _coefficient_chunk(basis: SignalNoiseBasis, h0_all, rows: slice, y, *, q, lr
         # is y_i <w ⊙ m, mu ⊙ m>, its noise patch <w ⊙ m, xi_i ⊙ m>
         z = torch.cat([yb * h[..., :1], h[..., 1:]], dim=-1)
         act, der = _activation_and_derivative(z, q)
-        Fj = act.reshape(*act.shape[:-1], 2, n).sum(dim=(-3, -2)) / m  # sum over neurons and patches: [B, 2, n]
-        margins = yf * (Fj[:, 0] - Fj[:, 1])
-        loss_t = _softplus_loss(margins)
+        Fj = act.reshape(*act.shape[:-1], 2, n).sum(dim=(-3, -2))  # m F_j, summed over neurons and patches
+        margins = (Fj[:, 0] - Fj[:, 1]) * y_over_m
         if t in at:
-            hist["loss"].append(loss_t)
+            hist["loss"].append(_softplus_loss(margins))
             if "train_error" in names:
                 hist["train_error"].append((margins <= 0).to(dtype).mean(-1))
             if names & {"gamma", "rho"}:
@@ -293,14 +296,11 @@ def _coefficient_chunk(basis: SignalNoiseBasis, h0_all, rows: slice, y, *, q, lr
                     hist["rho"].append(g[..., 1:])
         if t == steps:
             break
-        dL_df = -yf * torch.sigmoid(-margins) / n  # [B, n]
-        weight = torch.cat([dL_df * yf, dL_df], dim=-1)[:, None, None, :]  # [B, 1, 1, 2n]
-        prod = der * weight
+        prod = der * (torch.sigmoid(-margins).repeat(1, 2)[:, None, None, :] * const)
         grad_c = torch.cat([prod[..., :n].sum(-1, keepdim=True), prod[..., n:]], dim=-1)  # dL/dc up to eta j / m
-        c_new = c - step_scale * grad_c
+        c_new = torch.addcmul(c, neg_step, grad_c)
         # one reduction per network: a sum is non-finite iff some entry is (inf or nan)
-        ok = torch.isfinite(loss_t) & torch.isfinite(c_new.sum(dim=(1, 2, 3)))
-        diverged |= ~ok
+        diverged |= ~torch.isfinite(c_new.sum(dim=(1, 2, 3)) + margins.sum(-1))
         c = torch.where(diverged[:, None, None, None], c, c_new)
         cp[..., :n1] = c
 
