@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -n -W --keep-going
+	$(BIN)/python tools/build_book.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

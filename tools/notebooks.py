@@ -103,7 +103,7 @@ def sync(path: pathlib.Path) -> None:
         "cell_type": "code",
         "execution_count": None,
         "id": "colab-install",
-        "metadata": {"tags": [COLAB_TAG]},
+        "metadata": {"tags": [COLAB_TAG, "hide-cell"]},  # collapsed in the rendered book
         "outputs": [],
         "source": colab_source().splitlines(keepends=True),
     }
