@@ -1,16 +1,19 @@
-# The two commands of the README. Each does all the set-up on a fresh machine:
-# a virtual environment in .venv, the CPU build of torch first, then the package with its extras.
+# The two commands of the README, and the course-assignment copies. Each does all the set-up on a
+# fresh machine: a virtual environment in .venv, the CPU build of torch first, then the package
+# with its extras; `make test` also installs headless Chromium for the browser test when missing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install book test notebooks-check clean
+.PHONY: help install browser book test assignments clean
 
 help:
-	@echo "make book   - set up .venv, execute every chapter and build _build/html"
-	@echo "make test   - set up .venv and run the whole test suite"
+	@echo "make book         - set up .venv, execute every chapter and build _build/html (strict)"
+	@echo "make test         - set up .venv and run the whole test suite (includes the strict book build)"
+	@echo "make assignments  - write student and solution copies to _build/assignments"
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +24,22 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# Debian's chromium and chromium-driver (or an already installed Chrome and chromedriver)
+browser:
+	@if command -v chromedriver >/dev/null 2>&1 && { command -v chromium || command -v google-chrome; } >/dev/null 2>&1; then \
+		echo "browser: $$(command -v chromium || command -v google-chrome), $$(command -v chromedriver)"; \
+	else \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	fi
+
 book: $(STAMP)
 	$(BIN)/python tools/build_book.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
+assignments: $(STAMP)
+	$(BIN)/python tools/assignments.py --out _build/assignments
+
 clean:
-	rm -rf _build
+	rm -rf _build chapters/sweep-cache

@@ -13,7 +13,7 @@ import pytest
 
 from test_book import CHAPTERS, parse
 
-CHROMIUM = shutil.which("chromium")
+CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
 PAGES = ["intro"] + [f"chapters/{c}" for c in CHAPTERS] + ["chapters/bibliography"]
 
@@ -31,7 +31,7 @@ def server(built_book):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    assert CHROMIUM and CHROMEDRIVER, "Debian's chromium and chromium-driver are needed (make test installs them)"
+    assert CHROMIUM and CHROMEDRIVER, "chromium (or google-chrome) and chromedriver are needed: `make browser` installs them"
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

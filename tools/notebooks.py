@@ -22,7 +22,8 @@ COLAB_TAG = "colab-install"
 COLAB_TEMPLATE = '''\
 # Colab set-up: on Colab, install this book's helper package, pinned to the book's release.
 # Elsewhere (a local clone, the book build, papermill) this cell does nothing. torch is never
-# reinstalled: the running torch version is pinned alongside the package.
+# reinstalled: the installed torch version is pinned alongside the package. (Colab already has
+# numpy, pandas, matplotlib and seaborn.)
 import os, subprocess, sys
 from importlib.metadata import version
 
@@ -32,7 +33,7 @@ try:
 except ImportError:
     ON_COLAB = False
 PRUNEBOOK_TARGET = os.environ.get(
-    "PRUNEBOOK_INSTALL_TARGET", "prunebook[book] @ git+{url}@v{version}"
+    "PRUNEBOOK_INSTALL_TARGET", "prunebook @ git+{url}@v{version}"
 )
 if ON_COLAB:
     subprocess.run(

@@ -1,0 +1,85 @@
+"""Pruning at initialization: random masks and what a pruned neuron keeps.
+
+A mask ``M`` has the shape of the weights, ``[..., 2, m, d]``, with entries in {0, 1}; it is fixed
+for all of training (pruned weights get zero gradient).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from prunebook._checks import check_binary, check_fraction, check_tensor, resolve_generator
+
+__all__ = ["random_mask", "signal_carrying", "signal_neuron_counts", "kept_dimensions", "neuron_snr"]
+
+
+def random_mask(
+    shape: Sequence[int],
+    p: float,
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """A random pruning mask: i.i.d. entries, 1 (kept) with probability 1 - p, 0 (pruned) with p.
+
+    ``p`` is the pruning fraction, 0 <= p < 1. Uniforms are drawn in float64 on the CPU, so the
+    same seed gives the same mask for every dtype and device.
+    """
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"shape: expected a sequence of non-negative ints, got {shape!r}")
+    p = check_fraction("p", p)
+    g = resolve_generator(generator, seed)
+    u = torch.rand(tuple(shape), generator=g, dtype=torch.float64)
+    return (u >= p).to(dtype=dtype, device=device)
+
+
+def _check_mask_and_signal(M: torch.Tensor, mu: torch.Tensor) -> None:
+    check_tensor("M", M, ndim_min=3)
+    check_binary("M", M)
+    check_tensor("mu", mu, ndim_min=1)
+    if mu.shape[-1] != M.shape[-1]:
+        raise ValueError(f"mu: last dimension {mu.shape[-1]} must equal the mask's d = {M.shape[-1]}")
+
+
+def signal_carrying(M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Which neurons keep some of the signal: ||mu ⊙ m_{j,r}|| > 0, as a bool tensor [..., 2, m].
+
+    For the sparse signal mu = ||mu|| e_1 this is "the mask keeps coordinate 1", which happens
+    with probability 1 - p under random pruning.
+    """
+    _check_mask_and_signal(M, mu)
+    mu_b = mu[..., None, None, :]
+    return ((M.to(mu.dtype) * mu_b) != 0).any(dim=-1)
+
+
+def signal_neuron_counts(M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Number of signal-carrying neurons per class, [..., 2]; Binomial(m, 1 - p) under random pruning."""
+    return signal_carrying(M, mu).sum(dim=-1)
+
+
+def kept_dimensions(M: torch.Tensor) -> torch.Tensor:
+    """Number of input coordinates each neuron keeps, [..., 2, m]; about (1 - p) d."""
+    check_tensor("M", M, ndim_min=3)
+    check_binary("M", M)
+    return M.to(torch.int64).sum(dim=-1)
+
+
+def neuron_snr(M: torch.Tensor, mu: torch.Tensor, sigma_p: float) -> torch.Tensor:
+    """Per-neuron signal-to-noise ratio ||mu ⊙ m|| / (sigma_p sqrt(#kept coordinates)), [..., 2, m].
+
+    The noise a neuron sees, xi ⊙ m, has squared norm about sigma_p^2 times the number of kept
+    coordinates (exactly so in expectation for the sparse signal); the book's heuristic SNR_p is
+    this ratio for a neuron that keeps the signal, with (1 - p) d kept coordinates.
+    A neuron that keeps nothing gets SNR 0.
+    """
+    _check_mask_and_signal(M, mu)
+    Mf = M.to(mu.dtype)
+    sig = (Mf * mu[..., None, None, :]).norm(dim=-1)
+    kept = Mf.sum(dim=-1)
+    return torch.where(kept > 0, sig / (sigma_p * kept.clamp_min(1).sqrt()), torch.zeros_like(sig))
