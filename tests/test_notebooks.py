@@ -18,8 +18,8 @@ CHAPTERS = nbtools.toc_notebooks()
 
 def test_toc_lists_chapters():
     names = [p.stem for p in CHAPTERS]
-    assert names[:5] == ["00_setup", "01_data_model", "02_pruning_at_initialization", "03_gd_dynamics",
-                         "04_phase_transition"]
+    assert names == ["00_setup", "01_data_model", "02_pruning_at_initialization", "03_gd_dynamics",
+                     "04_phase_transition", "05_pruning_criteria", "06_real_data"]
     assert all(p.exists() for p in CHAPTERS)
 
 

@@ -119,9 +119,18 @@ def run(
     n_test: int = 4000,
     dtype=torch.float32,
     device="cpu",
+    masks: torch.Tensor | None = None,
 ) -> Run:
-    """Train one network per (ps[k], seeds[k]) pair in a single batched call and measure test error."""
+    """Train one network per (ps[k], seeds[k]) pair in a single batched call and measure test error.
+
+    ``masks`` [B, 2, m, d] replaces the random masks (e.g. masks from :mod:`prunebook.criteria`,
+    computed on the same seeds' initial weights and data).
+    """
     W0, M, ds = build_batch(setting, ps, seeds, dtype=dtype, device=device)
+    if masks is not None:
+        if not isinstance(masks, torch.Tensor) or masks.shape != M.shape:
+            raise ValueError(f"masks: expected a tensor of shape {tuple(M.shape)}")
+        M = masks.to(dtype=dtype, device=device)
     res = train(
         W0, M, ds.X, ds.y, q=setting.q, lr=setting.lr, steps=setting.steps, engine=engine,
         record=record, record_every=record_every,

@@ -1,0 +1,149 @@
+"""Pruning-at-initialization criteria for the book's network, and masks from scores.
+
+Scores for the first-layer weights W [..., 2, m, d] at initialization:
+
+- magnitude: |w| (keep the highest);
+- SNIP (Lee et al., 2019): |g ⊙ w|, g the gradient of the training loss of the *dense* network
+  (keep the highest);
+- GraSP (Wang et al., 2020): S = -(H g) ⊙ w, H the Hessian of the loss (Hessian-gradient product by
+  double backprop). As in the authors' implementation, the mask removes the weights with the
+  highest S and keeps the lowest;
+- SynFlow (Tanaka et al., 2020): |w ⊙ dR/dw| with R the output of the network with every weight
+  (the fixed second layer included) replaced by its absolute value, on an all-ones input; data-free
+  and iterative, pruning to the target in ``rounds`` steps on an exponential schedule (keep the
+  highest).
+
+Masks keep an exact count: ``round((1 - p) * d)`` weights per neuron (``per="neuron"``, the
+default: the same budget as random pruning gives each neuron in expectation) or
+``round((1 - p) * 2 m d)`` in the whole layer (``per="global"``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prunebook._checks import check_fraction, check_positive_int, check_q, check_tensor
+from prunebook.network import _output, _preactivations, _softplus_loss
+
+__all__ = [
+    "CRITERIA", "magnitude_scores", "snip_scores", "grasp_scores", "synflow_scores", "mask_from_scores", "criterion_mask",
+    "batch_masks",
+]
+
+CRITERIA = ("random", "magnitude", "snip", "grasp", "synflow")
+
+
+def _loss(W, X, y, q):
+    return _softplus_loss(y.to(W.dtype) * _output(_preactivations(W, X), q)).sum()
+
+
+def magnitude_scores(W: torch.Tensor) -> torch.Tensor:
+    check_tensor("W", W, ndim_min=3)
+    return W.abs()
+
+
+def snip_scores(W: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3) -> torch.Tensor:
+    """|g ⊙ w| with g = dL/dW of the dense network on (X, y)."""
+    q = check_q(q)
+    Wg = W.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(_loss(Wg, X, y, q), Wg)
+    return (g * W).abs()
+
+
+def grasp_scores(W: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3) -> torch.Tensor:
+    """-(H g) ⊙ w, with H g computed by differentiating g · stop_gradient(g)."""
+    q = check_q(q)
+    Wg = W.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(_loss(Wg, X, y, q), Wg, create_graph=True)
+    (Hg,) = torch.autograd.grad((g * g.detach()).sum(), Wg)
+    return -(Hg * W)
+
+
+def _synflow_R(W_abs_masked: torch.Tensor, patches: int, q: float) -> torch.Tensor:
+    ones = torch.ones(*W_abs_masked.shape[:-3], 1, patches, W_abs_masked.shape[-1], dtype=W_abs_masked.dtype,
+                      device=W_abs_masked.device)
+    Z = _preactivations(W_abs_masked, ones)  # [..., 1, P, 2, m], all >= 0
+    m = Z.shape[-1]
+    return (Z.clamp_min(0).pow(q).sum(dim=(-4, -3, -2, -1)) / m)  # |second layer| = 1/m for both classes
+
+
+def synflow_scores(W: torch.Tensor, M: torch.Tensor | None = None, q: float = 3, patches: int = 2) -> torch.Tensor:
+    """One round of SynFlow scores |w ⊙ dR/dw| under mask M (all ones if None)."""
+    q = check_q(q)
+    Mf = torch.ones_like(W) if M is None else M.to(W.dtype)
+    Wa = (W.abs() * Mf).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(_synflow_R(Wa, patches, q).sum(), Wa)
+    return (g * Wa).detach()
+
+
+def mask_from_scores(scores: torch.Tensor, p: float, *, per: str = "neuron") -> torch.Tensor:
+    """Binary mask keeping exactly round((1 - p) * count) highest-scoring weights per neuron or globally.
+
+    Ties are broken by position (a stable sort), so equal scores give a deterministic mask.
+    """
+    check_tensor("scores", scores, ndim_min=3)
+    p = check_fraction("p", p)
+    if per not in ("neuron", "global"):
+        raise ValueError(f"per: must be 'neuron' or 'global', got {per!r}")
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("scores: contain NaN or infinite entries")
+    flat = scores.flatten(-3) if per == "global" else scores
+    n_keep = round((1 - p) * flat.shape[-1])
+    order = torch.sort(flat, dim=-1, descending=True, stable=True).indices
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    keep.scatter_(-1, order[..., :n_keep], True)
+    return keep.reshape(scores.shape).to(scores.dtype)
+
+
+def criterion_mask(
+    name: str, W0: torch.Tensor, p: float, *, X=None, y=None, q: float = 3, per: str = "neuron",
+    rounds: int = 100, seed: int | None = None,
+) -> torch.Tensor:
+    """The mask of criterion ``name`` (one of CRITERIA) at pruning fraction p.
+
+    "random" draws exact-count random scores from ``seed``; SNIP and GraSP need the data (X, y);
+    SynFlow prunes iteratively: round k keeps the fraction (1 - p)^(k / rounds).
+    """
+    if name not in CRITERIA:
+        raise ValueError(f"name: must be one of {CRITERIA}, got {name!r}")
+    p = check_fraction("p", p)
+    if name in ("snip", "grasp") and (X is None or y is None):
+        raise ValueError(f"X: the {name} criterion needs the training data (X, y)")
+    if name == "random":
+        if seed is None:
+            raise ValueError("seed: random pruning needs a seed")
+        g = torch.Generator().manual_seed(seed)
+        return mask_from_scores(torch.rand(W0.shape, generator=g, dtype=torch.float64).to(W0.dtype), p, per=per)
+    if name == "magnitude":
+        return mask_from_scores(magnitude_scores(W0), p, per=per)
+    if name == "snip":
+        return mask_from_scores(snip_scores(W0, X, y, q), p, per=per)
+    if name == "grasp":
+        return mask_from_scores(-grasp_scores(W0, X, y, q), p, per=per)  # GraSP keeps the lowest S
+    rounds = check_positive_int("rounds", rounds)
+    M = torch.ones_like(W0)
+    for k in range(1, rounds + 1):
+        frac = (1 - p) ** (k / rounds)
+        scores = synflow_scores(W0, M, q)
+        scores = torch.where(M > 0, scores, torch.full_like(scores, -1.0))  # pruned weights stay pruned
+        M = mask_from_scores(scores, 1 - frac, per=per)
+    return M
+
+
+def batch_masks(
+    name: str, W0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, ps, seeds, *, q: float = 3,
+    per: str = "neuron", rounds: int = 100,
+) -> torch.Tensor:
+    """Masks of criterion ``name`` for a batch of networks: W0 [B, 2, m, d], X [B, n, P, d], y [B, n].
+
+    Network b is pruned to ``ps[b]``; "random" draws its scores from ``seeds[b]``'s mask stream.
+    """
+    from prunebook.experiment import stream_seed
+
+    if not (len(ps) == len(seeds) == W0.shape[0] == X.shape[0] == y.shape[0]):
+        raise ValueError("ps: need one pruning fraction and one seed per network in the batch")
+    return torch.stack([
+        criterion_mask(name, W0[b], ps[b], X=X[b], y=y[b], q=q, per=per, rounds=rounds,
+                       seed=stream_seed(int(seeds[b]), "mask"))
+        for b in range(len(ps))
+    ])
