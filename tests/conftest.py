@@ -14,14 +14,19 @@ def root() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def built_book() -> pathlib.Path:
     """Build the whole book strictly (warnings are errors), executing every chapter at book settings."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
-    build_book = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_book)
-    rc = build_book.build(ROOT, ROOT / "src")
+    rc = load_tool("build_book").build(ROOT, ROOT / "src")
     assert rc == 0, "jupyter-book build -n -W failed; the execution reports are printed above"
     return ROOT / "_build" / "html"
+
+
+def load_tool(name: str):
+    """Import tools/<name>.py (the repository's scripts are not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def small_problem(*, n=6, d=12, m=3, p=0.3, seed=0, dtype=torch.float64, mu_norm=2.0, signal="sparse", sigma_0=0.3):

@@ -1,6 +1,5 @@
 """Course assignments: student copies fail at their first check, solutions run, no solution leaks."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -8,18 +7,13 @@ import nbformat
 import papermill as pm
 import pytest
 
+from conftest import load_tool
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-assign = _load("assignments")
-nbtools = _load("notebooks")
+assign = load_tool("assignments")
+nbtools = load_tool("notebooks")
 CHAPTERS = nbtools.toc_notebooks()
 
 

@@ -1,7 +1,6 @@
 """The built book: a strict build that executes every chapter, its pages, and cache invalidation."""
 
 import html.parser
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -9,18 +8,13 @@ import sys
 
 import pytest
 
+from conftest import load_tool
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-build_book = _load("build_book")
-nbtools = _load("notebooks")
+build_book = load_tool("build_book")
+nbtools = load_tool("notebooks")
 CHAPTERS = [p.stem for p in nbtools.toc_notebooks()]
 
 

@@ -1,20 +1,18 @@
 """The Colab cell in a fresh virtual environment: it installs the package (a local build here),
 leaves torch alone, and the chapter's first cells then run."""
 
-import importlib.util
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("nbtools", ROOT / "tools" / "notebooks.py")
-nbtools = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(nbtools)
+from conftest import ROOT, load_tool
+
+nbtools = load_tool("notebooks")
 
 TORCH_PIN = "torch==2.13.0"
 COLAB_STACK = ["numpy", "pandas", "matplotlib", "seaborn"]  # what Colab ships besides torch
@@ -42,7 +40,11 @@ def colab_like(tmp_path_factory):
     (fake.parent / "__init__.py").write_text("")
     (fake / "__init__.py").write_text("# stands in for Colab's module: makes `import google.colab` succeed\n")
     wheels = base / "wheels"
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)])
+    source = base / "source"  # a clean copy: no build/ or egg-info from the checkout can leak into the wheel
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)])
     wheel = next(wheels.glob("prunebook-*.whl"))
     return py, base / "fake", wheel
 

@@ -1,17 +1,14 @@
 """Every chapter in _toc.yml: hygiene, and a papermill run in smoke mode."""
 
-import importlib.util
 import pathlib
-import sys
 
 import nbformat
 import papermill as pm
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("nbtools", ROOT / "tools" / "notebooks.py")
-nbtools = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(nbtools)
+from conftest import load_tool
+
+nbtools = load_tool("notebooks")
 
 CHAPTERS = nbtools.toc_notebooks()
 

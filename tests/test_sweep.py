@@ -17,6 +17,19 @@ AXES = {"p": [0.0, 0.5, 0.9], "n": [8, 12]}
 SEEDS = [0, 1]
 
 
+def count_chunks(monkeypatch) -> dict:
+    """Count the chunks a sweep computes (rather than loads from its cache)."""
+    real = sw._run_chunk
+    counted = {"n": 0}
+
+    def counting(*a, **k):
+        counted["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(sw, "_run_chunk", counting)
+    return counted
+
+
 def small(tmp=None, **kw):
     return sw.sweep(AXES, SEEDS, base=BASE, cache_dir=tmp, chunk_size=2, progress=False, **kw)
 
@@ -66,13 +79,8 @@ def test_kill_and_resume_gives_the_uninterrupted_table(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("chunk-*.npz"))) == 3
     assert not list(tmp_path.glob("*.tmp"))
 
-    counted = {"n": 0}
-
-    def counting(*a, **k):
-        counted["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(sw, "_run_chunk", counting)
+    monkeypatch.setattr(sw, "_run_chunk", real)  # the next run is not killed
+    counted = count_chunks(monkeypatch)
     resumed = small(tmp_path)
     assert counted["n"] == 6 - 3, "only the chunks not yet saved are computed"
     pd.testing.assert_frame_equal(resumed, reference, check_exact=False, rtol=1e-6, atol=1e-9)
@@ -88,14 +96,7 @@ def test_truncated_and_stale_chunks_are_recomputed(tmp_path, monkeypatch):
     data = files[0].read_bytes()
     files[0].write_bytes(data[: len(data) // 2])  # truncated
     files[1].write_bytes(files[2].read_bytes())  # stale: another chunk's content under this name
-    real = sw._run_chunk
-    counted = {"n": 0}
-
-    def counting(*a, **k):
-        counted["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(sw, "_run_chunk", counting)
+    counted = count_chunks(monkeypatch)
     second = small(tmp_path)
     assert counted["n"] == 2
     pd.testing.assert_frame_equal(second, first)
@@ -104,14 +105,7 @@ def test_truncated_and_stale_chunks_are_recomputed(tmp_path, monkeypatch):
 def test_package_version_is_part_of_the_key(tmp_path, monkeypatch):
     small(tmp_path)
     monkeypatch.setattr(sw, "__version__", "999.0")
-    real = sw._run_chunk
-    counted = {"n": 0}
-
-    def counting(*a, **k):
-        counted["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(sw, "_run_chunk", counting)
+    counted = count_chunks(monkeypatch)
     small(tmp_path)
     assert counted["n"] == 6
 
@@ -200,13 +194,6 @@ def test_cell_means_and_edges():
 def test_code_change_invalidates_the_cache(tmp_path, monkeypatch):
     small(tmp_path)
     monkeypatch.setattr(sw, "code_fingerprint", lambda: "different code")
-    real = sw._run_chunk
-    counted = {"n": 0}
-
-    def counting(*a, **k):
-        counted["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(sw, "_run_chunk", counting)
+    counted = count_chunks(monkeypatch)
     small(tmp_path)
     assert counted["n"] == 6
