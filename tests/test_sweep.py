@@ -178,8 +178,8 @@ def test_curve_summary_finds_best_p_and_threshold():
         curve_summary(df.drop(columns="seed"))
 
 
-def test_cell_means_and_edges():
-    from prunebook.phase import cell_means, edges
+def test_cell_means_and_phase_axes():
+    from prunebook.phase import PhaseAxes, cell_means
 
     df = pd.DataFrame({"p": [0, 0, 0.5, 0.5], "n": [10, 20, 10, 20], "test_error": [0.5, 0.4, 0.1, 0.0],
                        "converged": [True, False, True, True]})
@@ -187,8 +187,10 @@ def test_cell_means_and_edges():
     assert list(xs) == [0, 0.5] and list(ys) == [10, 20]
     np.testing.assert_allclose(mean, [[0.5, 0.1], [0.4, 0.0]])
     np.testing.assert_allclose(bad, [[0, 0], [1, 0]])
-    np.testing.assert_allclose(edges(np.array([10.0, 40.0]), log=True), [5, 20, 80])
-    np.testing.assert_allclose(edges(np.array([0.0, 0.5, 0.7])), [-0.25, 0.25, 0.6, 0.8])
+    axes = PhaseAxes(np.array([0.0, 0.5, 0.7]), np.array([10.0, 40.0, 160.0]), log_y=True)
+    np.testing.assert_allclose(axes.x([0.0, 0.25, 0.6, 0.7]), [0, 0.5, 1.5, 2])  # grid values -> cell centres
+    np.testing.assert_allclose(axes.y([10.0, 20.0, 160.0]), [0, 0.5, 2])  # log interpolation between rows
+    assert np.isnan(axes.x([0.9]))[0]  # outside the grid: not drawn
 
 
 def test_code_change_invalidates_the_cache(tmp_path, monkeypatch):

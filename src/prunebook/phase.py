@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["cell_means", "edges", "PhaseAxes", "plot_phase", "curve_summary"]
+__all__ = ["cell_means", "PhaseAxes", "plot_phase", "curve_summary"]
 
 
 def cell_means(df: pd.DataFrame, x: str, y: str, value: str = "test_error"):
@@ -18,17 +18,6 @@ def cell_means(df: pd.DataFrame, x: str, y: str, value: str = "test_error"):
     bad = (1 - g["converged"].mean()).unstack(x)
     count = g[value].size().unstack(x)
     return mean.columns.to_numpy(), mean.index.to_numpy(), mean.to_numpy(), bad.to_numpy(), count.to_numpy()
-
-
-def edges(v: np.ndarray, log: bool = False) -> np.ndarray:
-    """Cell edges half-way between sorted grid values (geometric half-way for a log axis)."""
-    v = np.asarray(v, dtype=float)
-    if len(v) == 1:
-        return np.array([v[0] * 0.9, v[0] * 1.1]) if log else np.array([v[0] - 0.5, v[0] + 0.5])
-    t = np.log(v) if log else v
-    mid = (t[1:] + t[:-1]) / 2
-    e = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
-    return np.exp(e) if log else e
 
 
 class PhaseAxes:

@@ -7,9 +7,7 @@ import numpy as np
 
 from prunebook.stats import mean_ci
 
-__all__ = ["use_book_style", "band", "PRUNING_CMAP"]
-
-PRUNING_CMAP = "viridis"
+__all__ = ["use_book_style", "band"]
 
 
 def use_book_style() -> None:
