@@ -1,5 +1,7 @@
 """The signal-noise decomposition and the coefficient-space engine, in float64."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -137,3 +139,63 @@ def test_decompose_validates():
         pb.decompose(W0, W0, M, ds.mu, ds.xi[:, :-1])
     with pytest.raises(ValueError, match="^W:"):
         pb.decompose(W0.clone().fill_(float("nan")), W0, M, ds.mu, ds.xi)
+
+
+@pytest.mark.parametrize("method", ["gather", "matmul"])
+def test_gram_methods_match_the_definition(method):
+    """Both Gram paths against the einsum definition in float64, for masks from dense to empty."""
+    from prunebook.dynamics import _gram
+
+    g = torch.Generator().manual_seed(3)
+    B, two, m, n1, d = 7, 2, 5, 9, 60
+    V = torch.randn(B, n1, d, dtype=torch.float64, generator=g)
+    keep = torch.tensor([1.0, 0.0, 0.9, 0.6, 0.5, 0.3, 0.02], dtype=torch.float64)  # incl. full and empty
+    M = (torch.rand(B, two, m, d, dtype=torch.float64, generator=g) < keep[:, None, None, None]).double()
+    M[3, 1, 2] = 1.0  # one full neuron among partial ones
+    M[5, 0, 1] = 0.0  # one empty neuron
+    want = torch.einsum("bjrk,bak,bck->bjrac", M, V, V)
+    got = _gram(V, M, method=method)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # broadcast batch dimensions and a shared V
+    torch.testing.assert_close(_gram(V[0].expand(B, n1, d), M, method=method),
+                               torch.einsum("bjrk,ak,ck->bjrac", M, V[0], V[0]), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="^method:"):
+        _gram(V, M, method="fast")
+
+
+def test_coefficient_engine_freezes_a_diverging_network_at_its_last_finite_iterate(monkeypatch):
+    """A network that blows up mid-run keeps the iterate before its first non-finite step.
+
+    The engine checks finiteness only every few steps and replays from a saved state when a check
+    fails; the frozen weights must be those of a run that stops just before the divergence, for
+    any check interval, and the healthy network beside it must not notice.
+    """
+    from prunebook import dynamics
+
+    W0, M, ds = problem(0.3, seed=11)
+    W0b = torch.stack([W0, W0 * 5])
+    kw = dict(q=3, lr=2.0, record=("loss", "gamma"), record_every=3, on_divergence="warn")
+    with pytest.warns(RuntimeWarning, match="1 of 2 networks diverged"):
+        full = pb.train(W0b, M, ds.X, ds.y, steps=40, engine="coefficients", **kw)
+    assert full.diverged.tolist() == [False, True]
+    assert torch.isfinite(full.W).all()
+    # the first step count at which the second network is flagged
+    flagged = []
+    for k in range(1, 41):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            flagged.append(bool(pb.train(W0b[1], M, ds.X, ds.y, steps=k, engine="coefficients", **kw).diverged))
+    first = flagged.index(True) + 1
+    assert 3 < first < 40, "the divergence must happen mid-run"
+    last_finite = pb.train(W0b[1], M, ds.X, ds.y, steps=first - 1, engine="coefficients", **kw)
+    assert not bool(last_finite.diverged)
+    alone = pb.train(W0b[0], M, ds.X, ds.y, steps=40, engine="coefficients", **kw)
+    for every in (1, 4, 7, 1000):
+        monkeypatch.setattr(dynamics, "_CHECK_EVERY", every)
+        with pytest.warns(RuntimeWarning):
+            res = pb.train(W0b, M, ds.X, ds.y, steps=40, engine="coefficients", **kw)
+        assert torch.equal(res.W[1], last_finite.W), every
+        assert torch.equal(res.W[0], alone.W) and torch.equal(res.loss[:, 0], alone.loss), every
+        torch.testing.assert_close(res.loss, full.loss, rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(res.gamma, full.gamma, rtol=0, atol=0, equal_nan=True)
+        assert res.loss.shape == (15, 2)  # steps 0, 3, ..., 39 and 40

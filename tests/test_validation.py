@@ -118,3 +118,36 @@ def test_random_mask_needs_seed_and_good_shape():
 def test_bad_data_and_init_arguments(call, arg):
     with pytest.raises((ValueError, TypeError), match=rf"^{arg}:"):
         call()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_finiteness_check_finds_one_bad_entry_anywhere(bad, dtype):
+    """One pass of min and max finds a single bad entry at any position of a large tensor."""
+    from prunebook._checks import check_finite
+
+    x = torch.randn(3, 1000, 37, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    check_finite("x", x)
+    for pos in (0, 1, 17, 1000, x.numel() // 2 + 3, x.numel() - 2, x.numel() - 1):
+        y = x.clone()
+        y.view(-1)[pos] = bad
+        with pytest.raises(ValueError, match="^x:"):
+            check_finite("x", y)
+
+
+@pytest.mark.parametrize("bad", [0.5, 2.0, -1.0, 1e-30, math.nan, math.inf, -math.inf])
+def test_binary_check_finds_one_bad_entry_anywhere(bad):
+    from prunebook._checks import check_binary
+
+    m = (torch.rand(5, 2000, generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    check_binary("m", m)
+    check_binary("m", m.long())
+    for pos in (0, 4999, m.numel() - 1):
+        b = m.clone()
+        b.view(-1)[pos] = bad
+        with pytest.raises(ValueError, match="^m:"):
+            check_binary("m", b)
+    b = m.long()
+    b[0, 7] = 2
+    with pytest.raises(ValueError, match="^m:"):
+        check_binary("m", b)

@@ -37,14 +37,17 @@ def check_tensor(name: str, x: object, *, ndim_min: int | None = None, ndim: int
 
 
 def check_finite(name: str, x: torch.Tensor) -> None:
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    # min and max are finite iff every entry is (both propagate NaN); one pass, no temporary
+    if x.is_floating_point() and x.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(x))).all()):
         raise ValueError(f"{name}: contains NaN or infinite entries")
 
 
 def check_binary(name: str, x: torch.Tensor) -> None:
     if x.dtype == torch.bool:
         return
-    if not bool(((x == 0) | (x == 1)).all()):
+    # x (1 - x) vanishes exactly at 0 and 1 (NaN and inf give NaN or -inf)
+    bad = (x * (1 - x)).count_nonzero() if x.is_floating_point() else (~((x == 0) | (x == 1))).count_nonzero()
+    if int(bad):
         raise ValueError(f"{name}: a mask must be binary (entries 0 or 1)")
 
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from prunebook._checks import check_binary, check_finite, check_tensor
-from prunebook.network import _signs, _softplus_loss, activation, activation_derivative
+from prunebook.network import _signs, _softplus_loss
 
 __all__ = ["PatchSplit", "split_patches", "SignalNoiseBasis", "decompose", "reconstruct", "train_coefficients"]
 
@@ -42,7 +42,8 @@ def split_patches(X: torch.Tensor, y: torch.Tensor) -> PatchSplit:
         raise ValueError(f"X: the signal-noise decomposition needs exactly 2 patches per sample, got shape {tuple(X.shape)}")
     signal = X[..., 0, :] * y.to(X.dtype)[..., None]  # y_i * (y_i mu) = mu for every i
     mu = signal[..., 0, :]
-    if not torch.allclose(signal, mu[..., None, :].expand_as(signal), rtol=1e-6, atol=0):
+    # |signal - mu| <= 1e-6 |mu| entrywise (NaN fails), as one reduction
+    if not bool(((signal - mu[..., None, :]).abs() - 1e-6 * mu[..., None, :].abs()).amax() <= 0):
         raise ValueError("X: patch 0 must be y_i * mu with one signal vector mu shared by all samples")
     return PatchSplit(mu, X[..., 1, :])
 
@@ -63,41 +64,52 @@ def _expand(M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, dtype: torch.dt
     return bs, V.expand(*bs, *V.shape[-2:]).to(dtype), M.to(dtype).expand(*bs, *M.shape[-3:])
 
 
-def _gram(V: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k]; O(m n^2 d) work at most.
+def _gram(V: torch.Tensor, M: torch.Tensor, method: str | None = None) -> torch.Tensor:
+    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k] for a binary mask M.
 
-    Three paths, chosen per network: a mask that keeps everything gives V V^T once for all neurons;
-    masks that keep at most 40% of the coordinates gather each neuron's kept columns (padding
-    zeroed), so the cost falls with 1 - p; otherwise one batched matmul per neuron, (V ⊙ m_r) V^T.
-    Temporaries stay near ``_GRAM_CHUNK_ELEMENTS`` elements.
+    ``method="gather"`` (the default on CPU) works network by network on the smaller side of each
+    mask: where a network keeps at most half its weights it gathers each neuron's kept coordinates,
+    A_r = V[:, kept_r], and K_r = A_r A_r^T; otherwise it gathers the dropped ones and subtracts,
+    K_r = V V^T - A_r A_r^T. The work is O(m n^2 min(p, 1 - p) d), so dense and heavily pruned
+    networks are both cheap. ``method="matmul"`` (the default on accelerators) does one batched
+    product (V ⊙ m_r) V^T per neuron, O(m n^2 d) with no data-dependent shapes.
     """
+    if method is None:
+        method = "gather" if V.device.type == "cpu" else "matmul"
     bs = V.shape[:-2]
     n1, d = V.shape[-2:]
     two, m = M.shape[-3:-1]
     Vf = V.reshape(-1, n1, d)
     Mf = M.reshape(-1, two * m, d)
-    K = Vf.new_empty(Vf.shape[0], two * m, n1, n1)
-    kept = Mf.sum(-1)
-    most = kept.amax(-1)
-    full = torch.nonzero(kept.amin(-1) == d).flatten().tolist()
-    sparse = torch.nonzero(most <= 0.4 * d).flatten().tolist()
-    dense = sorted(set(range(Vf.shape[0])) - set(full) - set(sparse))
-    if full:
-        K[full] = (Vf[full] @ Vf[full].mT)[:, None]
-    per = max(1, _GRAM_CHUNK_ELEMENTS // (two * m * n1 * d))
-    for s in range(0, len(sparse), per):
-        rows = sparse[s : s + per]
-        v, mk = Vf[rows], Mf[rows]
-        vals, idx = torch.topk(mk, max(int(most[rows].max()), 1), dim=-1, sorted=False)  # kept coordinates first
-        Vg = torch.gather(v[:, None].expand(-1, two * m, -1, -1), 3, idx[:, :, None, :].expand(-1, -1, n1, -1))
-        Vg = Vg * vals[:, :, None, :]  # zero the padding (coordinates the mask drops)
-        K[rows] = Vg @ Vg.mT
-    per = max(1, _GRAM_CHUNK_ELEMENTS // (n1 * d))
-    for s in range(0, len(dense), per):
-        rows = dense[s : s + per]
-        v, mk = Vf[rows], Mf[rows]
-        vt = v.mT
-        K[rows] = torch.stack([(v * mk[:, r, None, :]) @ vt for r in range(two * m)], dim=1)
+    B = Vf.shape[0]
+    K = Vf.new_empty(B, two * m, n1, n1)
+    if method == "matmul":
+        per = max(1, _GRAM_CHUNK_ELEMENTS // (n1 * d))
+        for s in range(0, B, per):
+            v, mk = Vf[s : s + per], Mf[s : s + per]
+            K[s : s + per] = torch.stack([(v * mk[:, r, None, :]) @ v.mT for r in range(two * m)], dim=1)
+        return K.reshape(*bs, two, m, n1, n1)
+    if method != "gather":
+        raise ValueError(f"method: must be 'gather' or 'matmul', got {method!r}")
+    kept = Mf.sum(-1)  # [B, 2m]
+    use_kept = (kept.sum(-1) <= two * m * d / 2).tolist()
+    side_count = torch.where(torch.tensor(use_kept, device=V.device)[:, None], kept, d - kept).amax(-1).tolist()
+    coords = torch.arange(d, device=V.device).expand(two * m, d)
+    zero_row = Vf.new_zeros(1, n1)
+    for b in range(B):
+        keep = use_kept[b]
+        side = Mf[b] != 0 if keep else Mf[b] == 0  # [2m, d]: the coordinates to gather
+        width = int(side_count[b])
+        if width == 0:
+            K[b] = 0 if keep else (Vf[b] @ Vf[b].mT)
+            continue
+        # column of each coordinate in its neuron's gathered list; the rest go to a spare slot
+        slot = torch.where(side, torch.cumsum(side, -1) - 1, width)
+        idx = torch.full((two * m, width + 1), d, dtype=torch.long, device=V.device)  # d: a zero row
+        idx.scatter_(-1, slot, coords)
+        A = torch.cat([Vf[b].mT, zero_row]).index_select(0, idx[:, :width].reshape(-1)).reshape(two * m, width, n1)
+        AtA = A.mT @ A
+        K[b] = AtA if keep else (Vf[b] @ Vf[b].mT) - AtA
     return K.reshape(*bs, two, m, n1, n1)
 
 
@@ -188,24 +200,32 @@ def reconstruct(
 
 
 #: Gram matrices of one chunk of networks stay below this many bytes, so that they remain in the
-#: CPU's cache across the steps of the chunk (per-step cost is dominated by reading K)
-_CACHE_BYTES = 8 * 2**20
+#: CPU's last-level cache across the steps of the chunk (per-step cost is dominated by reading K)
+_CACHE_BYTES = 24 * 2**20
+
+#: a chunk runs this many steps between finiteness checks (see :func:`_coefficient_chunk`)
+_CHECK_EVERY = 50
 
 
-def _activation_and_derivative(z: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sigma(z), sigma'(z)) sharing one power: max(z,0)^q and q max(z,0)^(q-1)."""
-    r = torch.relu(z)
+def _relu_power(h: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(max(h,0), max(h,0)^(q-1)): sigma(h) is their product and sigma'(h) = q times the second."""
+    r = torch.relu(h)
     if q == 1:
-        return r, (z > 0).to(z.dtype)
-    rq1 = r if q == 2 else r.pow(q - 1)
-    return rq1 * r, q * rq1
+        return r, (h > 0).to(h.dtype)
+    if q == 2:
+        return r, r
+    return r, (r * r if q == 3 else r.pow(q - 1))
 
 
 def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every):
     """GD in coefficient space; called by :func:`prunebook.train` with validated, expanded inputs.
 
-    Networks are independent, so the batch is cut into chunks whose Gram matrices fit in cache and
-    each chunk runs all its steps before the next starts; results are identical to one big batch.
+    The vectors are taken as v = (mu, xi_1, ..., xi_n, -mu) (zero-padded to a multiple of 4): the
+    signal patch of sample i is y_i mu, i.e. +mu or -mu, so every patch of every sample is one of
+    the v_a and one Gram matrix gives all pre-activations, h = h^{(0)} + K c. The coefficient of mu
+    in the decomposition is c_0 - c_{n+1}. Networks are independent, so the batch is cut into
+    chunks whose Gram matrices fit in cache and each chunk runs all its steps before the next starts;
+    results are identical to one big batch.
     """
     from prunebook.train import TrainResult, record_steps
 
@@ -214,23 +234,23 @@ def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, ever
     n = y.shape[-1]
     Wf = W0.reshape(-1, two, m, d)
     Mf = M.expand(*bs, two, m, d).reshape(-1, two, m, d)
-    muf = split.mu.expand(*bs, d).reshape(-1, d)
-    xif = split.xi.expand(*bs, n, d).reshape(-1, n, d)
+    muf = split.mu.expand(*bs, d).reshape(-1, 1, d).to(W0.dtype)
+    xif = split.xi.expand(*bs, n, d).reshape(-1, n, d).to(W0.dtype)
     yf = y.expand(*bs, n).reshape(-1, n)
     B = Wf.shape[0]
-    per_network = 2 * m * (n + 1) ** 2 * W0.element_size()
-    if W0.device.type == "cpu":
-        chunk = max(1, min(B, _CACHE_BYTES // per_network))
-    else:  # on an accelerator the whole batch goes at once
-        chunk = max(B, 1)
-    basis = SignalNoiseBasis(Mf, muf, xif, dtype=W0.dtype)  # the Gram matrices of the whole batch at once
-    h0 = basis.inner(Wf * Mf)  # [B, 2, m, n+1]
+    width = -(-(n + 2) // 4) * 4  # aligned rows make the small batched matmuls much faster
+    V = torch.cat([muf, xif, -muf, muf.new_zeros(B, width - n - 2, d)], dim=1)  # [B, width, d]
+    K = _gram(V, Mf)  # [B, 2, m, width, width]
+    h0 = ((Wf * Mf).reshape(B, two * m, d) @ V.mT).reshape(B, two, m, width)  # <w0 ⊙ m, v_a>
+    per_network = 2 * m * width**2 * W0.element_size()
+    chunk = max(1, min(B, _CACHE_BYTES // per_network)) if W0.device.type == "cpu" else max(B, 1)
     parts = [
-        _coefficient_chunk(basis, h0, slice(s, s + chunk), yf[s : s + chunk], q=q, lr=lr, steps=steps, names=names,
-                           every=every)
+        _coefficient_chunk(K[s : s + chunk], h0[s : s + chunk], yf[s : s + chunk], q=q, lr=lr, steps=steps,
+                           names=names, every=every)
         for s in range(0, B, chunk)
     ]
-    W_final = Wf + basis.combine(torch.cat([p.pop("c") for p in parts]))
+    c = torch.cat([p.pop("c") for p in parts])
+    W_final = Wf + (c.reshape(B, two * m, width) @ V).reshape(B, two, m, d) * Mf
     times = record_steps(steps, every)
     hist = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k != "diverged"}
 
@@ -249,61 +269,96 @@ def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, ever
     )
 
 
-def _coefficient_chunk(basis: SignalNoiseBasis, h0_all, rows: slice, y, *, q, lr, steps, names, every) -> dict:
-    """GD in coefficient space for the networks ``rows`` of a flat batch; returns c and histories."""
+def _coefficient_chunk(K, h0, y, *, q, lr, steps, names, every) -> dict:
+    """GD on the coefficients c [B, 2, m, width] of a chunk of networks; returns c and histories.
+
+    With D_a = sum_{j,r} j sigma(h_{j,r,a}) (the network's output on a patch v_a, times m), the
+    margins are y_i (D_{sig(i)} + D_{xi_i}) / m, and GD adds to c_{j,r,a} the amount
+    eta j / (n m) sum_{patches of sample i equal to v_a} y_i sigmoid(-margin_i) sigma'(h_{j,r,a}).
+    Both sums over samples are fixed linear maps, applied as small batched matmuls.
+
+    Divergence: a network whose margins or coefficients stop being finite is frozen at its last
+    finite iterate. Checking that every step costs several operations, so the chunk runs
+    ``_CHECK_EVERY`` steps at a time with a running checksum of the margins (non-finite from the first
+    non-finite margin on, since inf and nan persist through sums) and, only if a check fails,
+    replays those steps from a saved copy with the check at every step. The result is identical.
+    """
     from prunebook.train import record_steps
 
-    dtype = h0_all.dtype
-    sqnorm = basis.sqnorm[rows]
-    n1 = basis.K.shape[-1]
-    n1p = -(-n1 // 4) * 4  # pad to a multiple of 4: aligned rows make the small matmuls much faster
-    K = torch.nn.functional.pad(basis.K[rows], (0, n1p - n1, 0, n1p - n1)).reshape(-1, n1p, n1p)  # symmetric
-    h0 = h0_all[rows]  # [B, 2, m, n+1]
-    h0p = torch.nn.functional.pad(h0, (0, n1p - n1)).reshape(-1, 1, n1p)
-    c = torch.zeros_like(h0)
-    cp = torch.zeros(h0.shape[:-1] + (n1p,), dtype=dtype, device=h0.device)  # padded copy of c
-    yf = y.to(dtype)
-    yb = yf[:, None, None, :]  # [B, 1, 1, n]
+    dtype = h0.dtype
+    B, two, m, width = h0.shape
     n = y.shape[-1]
-    m = h0.shape[-2]
-    y_over_m = yf / m  # margins = y_i (F_+1 - F_-1) with the 1/m of F folded in
-    # dL/df_i = -y_i sigmoid(-y_i f_i) / n; the signal patch of sample i contributes y_i times it:
-    # weight = sigmoid(-margins) repeated for both patches, times (-1/n, -y_i/n)
-    const = torch.cat([torch.full_like(yf, -1.0 / n), -yf / n], dim=-1)[:, None, None, :]  # [B, 1, 1, 2n]
-    neg_step = -lr * _signs(h0)[:, None, None] / m  # [2, 1, 1]: -eta * j / m
+    mu_col, neg_col = 0, n + 1
+    yf = y.to(dtype)
+    sig = torch.where(y > 0, mu_col, neg_col)  # the column of sample i's signal patch, [B, n]
+    rows = torch.arange(B, device=y.device)[:, None]
+    samples = torch.arange(n, device=y.device)
+    # negative margins: -margins = D @ P, with a last column summing them (the checksum)
+    P = yf.new_zeros(B, width, n + 1)
+    P[rows, sig, samples] = -yf / m
+    P[:, 1 + samples, samples] = -yf / m
+    P[..., n] = P[..., :n].sum(-1)
+    # per-column GD weights: sigmoid(-margins) @ Q, then times j and sigma'(h)/q
+    Q = yf.new_zeros(B, n + 1, width)
+    Q[rows, samples, sig] = lr * q * yf / (n * m)
+    Q[:, samples, 1 + samples] = lr * q * yf / (n * m)
+    signs = _signs(h0).reshape(1, two, 1)
+    Kf = K.reshape(B * two * m, width, width)
+    h0f = h0.reshape(B * two * m, 1, width)
+    sqnorm = torch.diagonal(K, dim1=-2, dim2=-1)
     at = set(record_steps(steps, every))
     hist: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    diverged = torch.zeros(h0.shape[0], dtype=torch.bool, device=h0.device)
+    c = torch.zeros_like(h0)
 
-    for t in range(steps + 1):
-        # h0 + K c per neuron, computed as h0 + c^T K (K is symmetric) in one fused batched matmul
-        h = torch.baddbmm(h0p, cp.reshape(-1, 1, n1p), K).reshape(cp.shape)[..., :n1]
-        # pre-activations of both patches side by side, [B, 2, m, 2n]: the signal patch of sample i
-        # is y_i <w ⊙ m, mu ⊙ m>, its noise patch <w ⊙ m, xi_i ⊙ m>
-        z = torch.cat([yb * h[..., :1], h[..., 1:]], dim=-1)
-        act, der = _activation_and_derivative(z, q)
-        Fj = act.reshape(*act.shape[:-1], 2, n).sum(dim=(-3, -2))  # m F_j, summed over neurons and patches
-        margins = (Fj[:, 0] - Fj[:, 1]) * y_over_m
-        if t in at:
-            hist["loss"].append(_softplus_loss(margins))
-            if "train_error" in names:
-                hist["train_error"].append((margins <= 0).to(dtype).mean(-1))
-            if names & {"gamma", "rho"}:
-                g = c * sqnorm  # gamma = c_0 ||mu ⊙ m||^2, rho_i = c_i ||xi_i ⊙ m||^2
-                if "gamma" in names:
-                    hist["gamma"].append(g[..., 0])
-                if "rho" in names:
-                    hist["rho"].append(g[..., 1:])
-        if t == steps:
-            break
-        prod = der * (torch.sigmoid(-margins).repeat(1, 2)[:, None, None, :] * const)
-        grad_c = torch.cat([prod[..., :n].sum(-1, keepdim=True), prod[..., n:]], dim=-1)  # dL/dc up to eta j / m
-        c_new = torch.addcmul(c, neg_step, grad_c)
-        # one reduction per network: a sum is non-finite iff some entry is (inf or nan)
-        diverged |= ~torch.isfinite(c_new.sum(dim=(1, 2, 3)) + margins.sum(-1))
-        c = torch.where(diverged[:, None, None, None], c, c_new)
-        cp[..., :n1] = c
+    def forward():
+        h = torch.baddbmm(h0f, c.reshape(-1, 1, width), Kf).reshape(B, two, m, width)
+        r, der = _relu_power(h, q)
+        S = (r * der).sum(-2)  # sum over neurons of sigma(h), [B, 2, width]
+        return der, torch.bmm((S[:, 0] - S[:, 1])[:, None], P)  # [B, 1, n+1]
 
+    def record(neg):
+        margins = -neg[:, 0, :n]
+        hist["loss"].append(_softplus_loss(margins))
+        if "train_error" in names:
+            hist["train_error"].append((margins <= 0).to(dtype).mean(-1))
+        if names & {"gamma", "rho"}:
+            g = c * sqnorm  # gamma = (c_0 - c_{n+1}) ||mu ⊙ m||^2, rho_i = c_i ||xi_i ⊙ m||^2
+            if "gamma" in names:
+                hist["gamma"].append(g[..., mu_col] - g[..., neg_col])
+            if "rho" in names:
+                hist["rho"].append(g[..., 1 : n + 1])
+
+    def update(der, neg):
+        return c.addcmul(der, (torch.bmm(torch.sigmoid(neg), Q) * signs)[:, :, None, :])
+
+    diverged = torch.zeros(B, dtype=torch.bool, device=h0.device)
+    checked = False  # per-step checks: while replaying a failed check, and once a network has diverged
+    t = 0
+    while t < steps:
+        end = min(t + _CHECK_EVERY, steps)
+        saved, t0, lengths = c.clone(), t, {k: len(v) for k, v in hist.items()}
+        checksum = yf.new_zeros(B)
+        for t in range(t0, end):
+            der, neg = forward()
+            if t in at:
+                record(neg)
+            if checked:
+                c_new = update(der, neg)
+                diverged |= ~torch.isfinite(c_new.sum(dim=(1, 2, 3)) + neg[:, 0, n])
+                c = torch.where(diverged[:, None, None, None], c, c_new)
+            else:
+                checksum += neg[:, 0, n]
+                c = update(der, neg)
+        t = end
+        if not checked and not bool(torch.isfinite(checksum + c.sum(dim=(1, 2, 3))).all()):
+            c, t, checked = saved, t0, True  # replay these steps, checking each
+            for k, v in hist.items():
+                del v[lengths[k] :]
+        else:
+            checked = bool(diverged.any())
+    _, neg = forward()
+    if steps in at:
+        record(neg)
     out = {k: torch.stack(v) for k, v in hist.items()}
     out["c"] = c
     out["diverged"] = diverged

@@ -77,9 +77,10 @@ def configurations(axes: Mapping[str, Sequence], seeds: Sequence[int], base: Set
 
 def _bytes_per_network(cfg: dict, engine: str, element_size: int) -> int:
     d, n, m = cfg["d"], cfg["n"], cfg["m"]
-    tensors = 2 * n * d + 4 * 2 * m * d + (n + 1) * d  # X, W0/M/W/gradient, basis vectors
+    width = -(-(n + 2) // 4) * 4  # the coefficient engine's vectors (mu, xi_1..xi_n, -mu, padding)
+    tensors = 2 * n * d + 4 * 2 * m * d + width * d  # X, W0/M/W/gradient, basis vectors
     if engine == "coefficients":
-        tensors += 3 * 2 * m * (n + 1) ** 2 + 2 * 2 * m * (n + 1) * n  # Gram, states, records
+        tensors += 2 * 2 * m * width**2 + 8 * 2 * m * width + 2 * 2 * m * n  # Gram, per-step temporaries, records
     else:
         tensors += 4 * n * 2 * 2 * m  # pre-activations and their derivatives
     return tensors * element_size
