@@ -107,10 +107,11 @@ def sample_data(
     y = torch.randint(0, 2, (n,), generator=g).to(torch.float64) * 2 - 1
     noise = torch.randn(n, d, generator=g, dtype=torch.float64) * sigma_p
     u = mu64 / norm
-    xi = noise - (noise @ u)[:, None] * u  # project out the signal direction
-    X = torch.stack([y[:, None] * mu64, xi], dim=-2)
-    cast = dict(dtype=mu.dtype, device=mu.device)
-    return Dataset(X.to(**cast), y.to(**cast), mu.detach().clone(), xi.to(**cast))
+    xi = noise.sub_((noise @ u)[:, None] * u).to(dtype=mu.dtype, device=mu.device)  # signal direction projected out
+    X = xi.new_empty(n, 2, d)  # built in the output dtype: the same values as casting afterwards
+    X[:, 0] = (y[:, None] * mu64).to(xi.dtype)
+    X[:, 1] = xi
+    return Dataset(X, y.to(dtype=mu.dtype, device=mu.device), mu.detach().clone(), xi)
 
 
 def stack_datasets(datasets: list[Dataset]) -> Dataset:
