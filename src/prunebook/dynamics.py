@@ -99,15 +99,15 @@ def _gram(V: torch.Tensor, M: torch.Tensor, method: str | None = None) -> torch.
     for b in range(B):
         keep = use_kept[b]
         side = Mf[b] != 0 if keep else Mf[b] == 0  # [2m, d]: the coordinates to gather
-        width = int(side_count[b])
-        if width == 0:
+        count = int(side_count[b])
+        if count == 0:
             K[b] = 0 if keep else (Vf[b] @ Vf[b].mT)
             continue
         # column of each coordinate in its neuron's gathered list; the rest go to a spare slot
-        slot = torch.where(side, torch.cumsum(side, -1) - 1, width)
-        idx = torch.full((two * m, width + 1), d, dtype=torch.long, device=V.device)  # d: a zero row
+        slot = torch.where(side, torch.cumsum(side, -1) - 1, count)
+        idx = torch.full((two * m, count + 1), d, dtype=torch.long, device=V.device)  # d: a zero row
         idx.scatter_(-1, slot, coords)
-        A = torch.cat([Vf[b].mT, zero_row]).index_select(0, idx[:, :width].reshape(-1)).reshape(two * m, width, n1)
+        A = torch.cat([Vf[b].mT, zero_row]).index_select(0, idx[:, :count].reshape(-1)).reshape(two * m, count, n1)
         AtA = A.mT @ A
         K[b] = AtA if keep else (Vf[b] @ Vf[b].mT) - AtA
     return K.reshape(*bs, two, m, n1, n1)
