@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import prunebook as pb
+from prunebook.dynamics import basis_width
 from prunebook.experiment import Setting, build_batch
 from prunebook.network import activation
 
@@ -102,7 +103,7 @@ def main() -> None:
     flop_w = B * steps * 2 * (2 * 2 * n * d * 2 * m)  # forward and backward matmuls
     # the coefficient engine's products as it performs them: Gram matrices over the smaller side of
     # each mask, h0 and the final weights, one [1 x w] @ [w x w] product per neuron and step
-    w = -(-(n + 2) // 4) * 4
+    w = basis_width(n)
     kept = M.reshape(B, 2 * m, d).sum(-1)
     side = torch.minimum(kept, d - kept).amax(-1).sum().item()
     flop_c = 2 * m * w * w * 2 * side + B * (2 * 2 * m * w * d * 2 + (steps + 1) * 2 * m * w * w * 2)

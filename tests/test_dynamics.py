@@ -199,3 +199,12 @@ def test_coefficient_engine_freezes_a_diverging_network_at_its_last_finite_itera
         torch.testing.assert_close(res.loss, full.loss, rtol=0, atol=0, equal_nan=True)
         torch.testing.assert_close(res.gamma, full.gamma, rtol=0, atol=0, equal_nan=True)
         assert res.loss.shape == (15, 2)  # steps 0, 3, ..., 39 and 40
+
+
+def test_basis_width_holds_mu_every_xi_and_minus_mu_aligned():
+    from prunebook.dynamics import basis_width
+
+    for n in range(1, 200):
+        w = basis_width(n)
+        assert w % 4 == 0 and n + 2 <= w < n + 6, (n, w)
+    assert basis_width(50) == 52

@@ -24,7 +24,7 @@ import torch
 from prunebook._checks import check_binary, check_finite, check_tensor
 from prunebook.network import _signs, _softplus_loss
 
-__all__ = ["PatchSplit", "split_patches", "SignalNoiseBasis", "decompose", "reconstruct", "train_coefficients"]
+__all__ = ["PatchSplit", "split_patches", "SignalNoiseBasis", "decompose", "reconstruct", "basis_width", "train_coefficients"]
 
 #: cap on the elements of the temporaries used to build Gram matrices (about 256 MB in float64)
 _GRAM_CHUNK_ELEMENTS = 2**25
@@ -207,6 +207,12 @@ _CACHE_BYTES = 24 * 2**20
 _CHECK_EVERY = 50
 
 
+def basis_width(n: int) -> int:
+    """Rows of the engine's basis (mu, xi_1..xi_n, -mu), zero-padded to a multiple of 4: aligned rows
+    make the small batched matmuls much faster."""
+    return -(-(n + 2) // 4) * 4
+
+
 def _relu_power(h: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(max(h,0), max(h,0)^(q-1)): sigma(h) is their product and sigma'(h) = q times the second."""
     r = torch.relu(h)
@@ -238,7 +244,7 @@ def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, ever
     xif = split.xi.expand(*bs, n, d).reshape(-1, n, d).to(W0.dtype)
     yf = y.expand(*bs, n).reshape(-1, n)
     B = Wf.shape[0]
-    width = -(-(n + 2) // 4) * 4  # aligned rows make the small batched matmuls much faster
+    width = basis_width(n)
     V = torch.cat([muf, xif, -muf, muf.new_zeros(B, width - n - 2, d)], dim=1)  # [B, width, d]
     K = _gram(V, Mf)  # [B, 2, m, width, width]
     h0 = ((Wf * Mf).reshape(B, two * m, d) @ V.mT).reshape(B, two, m, width)  # <w0 ⊙ m, v_a>

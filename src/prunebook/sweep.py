@@ -32,6 +32,7 @@ import torch
 from prunebook._checks import check_positive_int
 from prunebook._version import __version__
 from prunebook.data import stack_datasets
+from prunebook.dynamics import basis_width
 from prunebook.evaluate import test_error
 from prunebook.experiment import Setting, build, stream_seed
 from prunebook.pruning import signal_neuron_counts
@@ -77,7 +78,7 @@ def configurations(axes: Mapping[str, Sequence], seeds: Sequence[int], base: Set
 
 def _bytes_per_network(cfg: dict, engine: str, element_size: int) -> int:
     d, n, m = cfg["d"], cfg["n"], cfg["m"]
-    width = -(-(n + 2) // 4) * 4  # the coefficient engine's vectors (mu, xi_1..xi_n, -mu, padding)
+    width = basis_width(n)  # the coefficient engine's vectors (mu, xi_1..xi_n, -mu, padding)
     tensors = 2 * n * d + 4 * 2 * m * d + width * d  # X, W0/M/W/gradient, basis vectors
     if engine == "coefficients":
         tensors += 2 * 2 * m * width**2 + 8 * 2 * m * width + 2 * 2 * m * n  # Gram, per-step temporaries, records
