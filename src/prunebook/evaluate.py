@@ -7,8 +7,10 @@ from collections.abc import Sequence
 import torch
 
 from prunebook._checks import check_positive, check_positive_int, check_q, check_tensor
+from prunebook.conventions import DEFAULT_TEST_SIZE, MIN_TEST_SIZE
 from prunebook.data import sample_data
 from prunebook.network import batch_shape, classification_error
+from prunebook.seeds import generator
 
 __all__ = ["test_error"]
 
@@ -16,7 +18,7 @@ _CHUNK = 2000
 
 
 def _one_mu(W, M, mu, q, sigma_p, n_test, seed) -> torch.Tensor:
-    g = torch.Generator().manual_seed(int(seed))
+    g = generator(int(seed))
     errors = []
     left = n_test
     while left > 0:
@@ -34,7 +36,7 @@ def test_error(
     *,
     q: float,
     sigma_p: float = 1.0,
-    n_test: int = 10_000,
+    n_test: int = DEFAULT_TEST_SIZE,
     seed: int | Sequence[int] = 0,
 ) -> torch.Tensor:
     """P[y f(W, x) <= 0] estimated on ``n_test`` fresh samples (>= 2000), shape [batch...].
@@ -44,8 +46,8 @@ def test_error(
     estimate is at most 0.5 / sqrt(n_test).
     """
     n_test = check_positive_int("n_test", n_test)
-    if n_test < 2000:
-        raise ValueError(f"n_test: use at least 2000 fresh samples, got {n_test}")
+    if n_test < MIN_TEST_SIZE:
+        raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
     q = check_q(q)
     check_positive("sigma_p", sigma_p)
     check_tensor("mu", mu, ndim_min=1)
@@ -62,3 +64,6 @@ def test_error(
         raise ValueError(f"seed: give one seed per row of mu ({mu.shape[0]})")
     Wb, Mb = W.expand(*bs, *W.shape[-3:]), M.expand(*bs, *M.shape[-3:])
     return torch.stack([_one_mu(Wb[b], Mb[b], mu[b], q, sigma_p, n_test, s) for b, s in enumerate(seed)])
+
+
+test_error.__test__ = False  # not a pytest test when a test module imports it
