@@ -206,11 +206,8 @@ def run(
         W0, M, ds.X, ds.y, q=s0.q, lr=s0.lr, steps=s0.steps, engine=engine,
         record=(*record, "train_error"), record_every=record_every,
     )
-    te = np.empty(len(ps))
-    for sigma_p in sorted({s.sigma_p for s in settings}):  # one test-error call per noise level (usually one)
-        rows = [k for k, s in enumerate(settings) if s.sigma_p == sigma_p]
-        te[rows] = test_error(res.W[rows], M[rows], ds.mu[rows], q=s0.q, sigma_p=sigma_p, n_test=n_test,
-                              seed=[stream_seed(int(seeds[k]), "test") for k in rows]).double().cpu().numpy()
+    te = test_error(res.W, M, ds.mu, q=s0.q, sigma_p=[s.sigma_p for s in settings], n_test=n_test,
+                    seed=[stream_seed(int(sd), "test") for sd in seeds]).double().cpu().numpy()
     return Run(
         settings, np.asarray(ps, float), np.asarray(seeds), W0, M, ds, res, te,
         signal_neuron_counts(M, ds.mu).cpu().numpy(), usable_neurons(W0, M, ds.mu).cpu().numpy(),
