@@ -69,11 +69,11 @@ def describe(name: str, report: dict | None, index: str) -> str:
     if url.startswith(index.rstrip("/") + "/"):
         source = f"PyTorch's CPU index {index}"
     elif url.startswith("file:"):
-        source = "a local file that pip's configuration points to"
+        source = "a local file (pip's configuration: find-links or a local index)"
     elif "files.pythonhosted.org" in url:
         source = "PyPI"
     else:
-        source = "pip's default index"
+        source = "another index of pip's configuration"
     return f"{name} {version} ({build}) from {source}: {url}"
 
 
