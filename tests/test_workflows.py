@@ -46,6 +46,8 @@ def test_zizmor_offline_finds_nothing():
     res = zizmor(ROOT / ".github")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "No findings to report" in res.stdout + res.stderr
+    audited = set(re.findall(r"completed \S*?\.github/(\S+)", res.stderr))
+    assert audited == {"dependabot.yml", "workflows/book.yml", "workflows/release.yml"}, audited
 
 
 def test_zizmor_would_catch_a_regression(tmp_path):
