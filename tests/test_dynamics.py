@@ -163,7 +163,42 @@ def test_gram_methods_match_the_definition(method):
         _gram(V, M, method="fast")
 
 
-def test_coefficient_engine_freezes_a_diverging_network_at_its_last_finite_iterate(monkeypatch):
+@pytest.fixture(params=["kernel", "torch"])
+def coefficient_path(request, monkeypatch):
+    """Run a test on the compiled CPU kernel and on the torch path of the coefficient engine."""
+    from prunebook import coefficient_kernel, engine_coefficients
+
+    if request.param == "kernel":
+        assert coefficient_kernel.AVAILABLE, "numba is a dependency: the kernel must be available"
+    monkeypatch.setattr(engine_coefficients, "USE_KERNEL", request.param == "kernel")
+    return request.param
+
+
+@pytest.mark.parametrize("q", [1, 2, 2.5, 3, 4])
+def test_kernel_equals_the_torch_path(q, monkeypatch):
+    from prunebook import engine_coefficients
+
+    probs = [problem(p, seed=3 * k + 1, signal=sig) for k, (p, sig) in enumerate([(0.0, "sparse"), (0.7, "dense"), (0.97, "sparse")])]
+    W0 = torch.stack([w for w, _, _ in probs])
+    M = torch.stack([mm for _, mm, _ in probs])
+    X = torch.stack([ds.X for _, _, ds in probs])
+    y = torch.stack([ds.y for _, _, ds in probs])
+    kw = dict(q=q, lr={1: 0.5, 2: 2.0, 2.5: 2.0, 3: 2.0, 4: 0.2}[q], steps=150, engine="coefficients", record=("loss", "train_error", "gamma", "rho"),
+              record_every=7)
+    kernel = pb.train(W0, M, X, y, **kw)
+    monkeypatch.setattr(engine_coefficients, "USE_KERNEL", False)
+    torch_path = pb.train(W0, M, X, y, **kw)
+    assert float(torch_path.loss[-1].max()) < float(torch_path.loss[0].min())
+    for name in ("loss", "gamma", "rho"):
+        a, b = getattr(kernel, name), getattr(torch_path, name)
+        assert a.shape == b.shape, name
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12 * float(b.abs().max()), msg=name)
+    torch.testing.assert_close(kernel.train_error, torch_path.train_error)
+    torch.testing.assert_close(kernel.W, torch_path.W, rtol=1e-10, atol=1e-12)
+    assert torch.equal(kernel.steps, torch_path.steps)
+
+
+def test_coefficient_engine_freezes_a_diverging_network_at_its_last_finite_iterate(monkeypatch, coefficient_path):
     """A network that blows up mid-run keeps the iterate before its first non-finite step.
 
     The engine checks finiteness only every few steps and replays from a saved state when a check
@@ -190,8 +225,8 @@ def test_coefficient_engine_freezes_a_diverging_network_at_its_last_finite_itera
     last_finite = pb.train(W0b[1], M, ds.X, ds.y, steps=first - 1, engine="coefficients", **kw)
     assert not bool(last_finite.diverged)
     alone = pb.train(W0b[0], M, ds.X, ds.y, steps=40, engine="coefficients", **kw)
-    for every in (1, 4, 7, 1000):
-        monkeypatch.setattr(guard, "CHECK_EVERY", every)
+    for every in (1, 4, 7, 1000) if coefficient_path == "torch" else (None,):  # the kernel checks every step
+        monkeypatch.setattr(guard, "CHECK_EVERY", every or guard.CHECK_EVERY)
         with pytest.warns(RuntimeWarning):
             res = pb.train(W0b, M, ds.X, ds.y, steps=40, engine="coefficients", **kw)
         assert torch.equal(res.W[1], last_finite.W), every
@@ -202,6 +237,7 @@ def test_coefficient_engine_freezes_a_diverging_network_at_its_last_finite_itera
         assert torch.equal(res.W, full.W), every
         torch.testing.assert_close(res.loss, full.loss, rtol=0, atol=0, equal_nan=True)
         torch.testing.assert_close(res.gamma, full.gamma, rtol=0, atol=0, equal_nan=True)
+        assert bool(torch.isfinite(res.gamma[:, 1]).all()), "the frozen network records its last finite state"
         assert res.loss.shape == (15, 2)  # steps 0, 3, ..., 39 and 40
 
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import torch
 
+from prunebook import coefficient_kernel
 from prunebook.activation import relu_power
 from prunebook.conventions import class_signs, error_from_margins
 from prunebook.decomposition import PatchSplit, gram_matrices
@@ -25,6 +26,10 @@ from prunebook.network import mean_logistic_loss
 from prunebook.result import TrainResult, record_steps
 
 __all__ = ["basis_width", "bytes_per_network", "CoefficientSystem", "build_system", "evaluate", "update", "run"]
+
+#: On the CPU, run the compiled kernel (:mod:`prunebook.coefficient_kernel`) when numba is available;
+#: False forces the torch path everywhere (the tests compare the two).
+USE_KERNEL = True
 
 #: Gram matrices of one chunk of networks stay below this many bytes, so that they remain in the
 #: CPU's last-level cache across the steps of the chunk (the per-step cost is dominated by reading K)
@@ -137,6 +142,27 @@ def _run_chunk(system: CoefficientSystem, n: int, *, steps: int, names, every: i
     return c, diverged, recorder.stacked()
 
 
+def _run_kernel(K, h0, y, n, *, q, lr, steps, names, every):
+    """All networks through the compiled CPU kernel; returns (c, diverged, histories) like the torch path."""
+    dtype = h0.dtype
+    signal_col = torch.where(y > 0, 0, n + 1).numpy().astype("int64")
+    loss, error, coef, c, diverged = coefficient_kernel.run_networks(
+        K.contiguous().numpy(), h0.contiguous().numpy(), signal_col, y.to(dtype).contiguous().numpy(),
+        lr=lr, q=q, steps=steps, record_at=record_steps(steps, every),
+        want_error="train_error" in names, want_coefficients=bool(names & {"gamma", "rho"}),
+    )
+    hist = {"loss": torch.from_numpy(loss)}
+    if error is not None:
+        hist["train_error"] = torch.from_numpy(error)
+    if coef is not None:
+        g = torch.from_numpy(coef)  # c * ||v_a ⊙ m||^2, [T, B, 2, m, w]
+        if "gamma" in names:
+            hist["gamma"] = g[..., 0] - g[..., n + 1]
+        if "rho" in names:
+            hist["rho"] = g[..., 1 : n + 1].contiguous()
+    return torch.from_numpy(c), torch.from_numpy(diverged), hist
+
+
 def run(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every, check_every=None) -> TrainResult:
     """GD in coefficient space; called by :func:`prunebook.train` with validated, expanded inputs.
 
@@ -156,15 +182,19 @@ def run(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every, check_every=
     V = torch.cat([mu, xi, -mu, mu.new_zeros(B, width - n - 2, d)], dim=1)  # [B, width, d]
     K = gram_matrices(V, M_flat)  # [B, 2, m, width, width]
     h0 = ((W_flat * M_flat).reshape(B, two * m, d) @ V.mT).reshape(B, two, m, width)  # <w0 ⊙ m, v_a>
-    per_network = 2 * m * width**2 * W0.element_size()
-    chunk = max(1, min(B, CACHE_BYTES // per_network)) if W0.device.type == "cpu" else max(B, 1)
-    parts = []
-    for s in range(0, B, chunk):
-        system = build_system(K[s : s + chunk], h0[s : s + chunk], y_flat[s : s + chunk], q=q, lr=lr)
-        parts.append(_run_chunk(system, n, steps=steps, names=names, every=every, check_every=check_every))
-    c = torch.cat([p[0] for p in parts])
+    if W0.device.type == "cpu" and USE_KERNEL and coefficient_kernel.AVAILABLE:
+        c, diverged, hist = _run_kernel(K, h0, y_flat, n, q=q, lr=lr, steps=steps, names=names, every=every)
+    else:
+        per_network = 2 * m * width**2 * W0.element_size()
+        chunk = max(1, min(B, CACHE_BYTES // per_network)) if W0.device.type == "cpu" else max(B, 1)
+        parts = []
+        for s in range(0, B, chunk):
+            system = build_system(K[s : s + chunk], h0[s : s + chunk], y_flat[s : s + chunk], q=q, lr=lr)
+            parts.append(_run_chunk(system, n, steps=steps, names=names, every=every, check_every=check_every))
+        c = torch.cat([p[0] for p in parts])
+        diverged = torch.cat([p[1] for p in parts])
+        hist = {k: torch.cat([p[2][k] for p in parts], dim=1) for k in parts[0][2]}
     W_final = W_flat + (c.reshape(B, two * m, width) @ V).reshape(B, two, m, d) * M_flat
-    hist = {k: torch.cat([p[2][k] for p in parts], dim=1) for k in parts[0][2]}
     times = record_steps(steps, every)
 
     def unflat(t, lead=()):
@@ -178,6 +208,6 @@ def run(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every, check_every=
         train_error=unflat(hist["train_error"], T) if "train_error" in hist else None,
         gamma=unflat(hist["gamma"], T) if "gamma" in hist else None,
         rho=unflat(hist["rho"], T) if "rho" in hist else None,
-        diverged=unflat(torch.cat([p[1] for p in parts])),
+        diverged=unflat(diverged),
         engine="coefficients",
     )
