@@ -291,3 +291,23 @@ def test_engines_agree_in_float32_on_a_book_sized_run():
         assert gap < bounds[engine], (engine, gap)
         flipped = int(((margins <= 0) != (ref <= 0)).sum())
         assert flipped <= 1, (engine, flipped)  # test error equal to within one sample in 4000
+
+
+def test_kernel_stops_a_network_at_a_fixed_point_of_float_gd():
+    """In float32 a network whose loss is tiny stops moving at all; the kernel stops stepping it, and
+    running it longer changes nothing, bit for bit."""
+    from prunebook import coefficient_kernel as ck
+    from prunebook.decomposition import gram_matrices
+    from prunebook.engine_coefficients import basis_width
+
+    W0, M, ds = small_problem(n=10, d=60, m=3, p=0.3, seed=8, mu_norm=12.0, sigma_0=0.1, dtype=torch.float32)
+    n, w = 10, basis_width(10)
+    V = torch.cat([ds.mu[None], ds.xi, -ds.mu[None], ds.mu.new_zeros(w - n - 2, 60)])
+    K = gram_matrices(V[None], M[None]).numpy()
+    h0 = ((W0 * M).reshape(6, 60) @ V.T).reshape(1, 2, 3, w).numpy()
+    col = torch.where(ds.y > 0, 0, n + 1)[None].numpy().astype("int64")
+    kw = dict(lr=4.0, q=3.0, want_error=False, want_coefficients=False)
+    short = ck.run_networks(K, h0, col, ds.y[None].numpy(), steps=3000, record_at=[0, 3000], **kw)
+    assert short[5][0], "this network reaches a fixed point within 3000 steps"
+    longer = ck.run_networks(K, h0, col, ds.y[None].numpy(), steps=9000, record_at=[0, 3000, 9000], **kw)
+    assert (longer[3] == short[3]).all() and longer[0][1, 0] == longer[0][2, 0] == short[0][1, 0]

@@ -176,7 +176,8 @@ def run_networks(K, h0, signal_col, y, *, lr, q, steps, record_at, want_error, w
     """Run ``steps`` GD steps on every network; NumPy arrays in, NumPy arrays out.
 
     K [B, 2, m, w, w], h0 [B, 2, m, w], signal_col [B, n] (the column of y_i mu), y [B, n].
-    Returns (loss [T, B], error [T, B] or None, c * diag(K) [T, B, 2, m, w] or None, c [B, 2, m, w], diverged [B]).
+    Returns (loss [T, B], error [T, B] or None, c * diag(K) [T, B, 2, m, w] or None, c [B, 2, m, w], diverged [B],
+    done [B]): ``done`` marks networks that reached a fixed point of float GD and stopped stepping early.
     """
     if not AVAILABLE:
         raise RuntimeError("numba is not installed: use the torch path of the coefficient engine")
@@ -192,4 +193,4 @@ def run_networks(K, h0, signal_col, y, *, lr, q, steps, record_at, want_error, w
     _compiled(np.ascontiguousarray(K), np.ascontiguousarray(h0), np.ascontiguousarray(signal_col),
               np.ascontiguousarray(y), float(lr), float(q), int(steps), np.asarray(record_at, dtype=np.int64),
               bool(want_error), bool(want_coefficients), loss, error, coef, c, diverged, done)
-    return loss, (error if want_error else None), (coef if want_coefficients else None), c, diverged
+    return loss, (error if want_error else None), (coef if want_coefficients else None), c, diverged, done

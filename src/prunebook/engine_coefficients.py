@@ -146,7 +146,7 @@ def _run_kernel(K, h0, y, n, *, q, lr, steps, names, every):
     """All networks through the compiled CPU kernel; returns (c, diverged, histories) like the torch path."""
     dtype = h0.dtype
     signal_col = torch.where(y > 0, 0, n + 1).numpy().astype("int64")
-    loss, error, coef, c, diverged = coefficient_kernel.run_networks(
+    loss, error, coef, c, diverged, _ = coefficient_kernel.run_networks(
         K.contiguous().numpy(), h0.contiguous().numpy(), signal_col, y.to(dtype).contiguous().numpy(),
         lr=lr, q=q, steps=steps, record_at=record_steps(steps, every),
         want_error="train_error" in names, want_coefficients=bool(names & {"gamma", "rho"}),

@@ -55,8 +55,11 @@ def _projected(W, M, mu, q, sigma_p, n_test, seeds) -> torch.Tensor:
     cov = sigma_p.double()[:, None, None] ** 2 * (A @ A.mT - Au[:, :, None] * Au[:, None, :])
     evals, evecs = torch.linalg.eigh(cov)
     root = (evecs * evals.clamp_min(0).sqrt()[:, None, :]).float()  # root @ root.T = cov
-    overlap = (A @ mu[..., None])[..., 0].float()  # <w ⊙ m, mu>, [B, 2m]
+    overlap = (A @ mu[..., None])[..., 0]  # <w ⊙ m, mu>, [B, 2m]
     signs = class_signs(overlap).repeat_interleave(m)  # j of each of the 2m neurons
+    # the signal patch y mu gives the output (1/m) sum_{j,r} j sigma(y <w ⊙ m, mu>): one number per label
+    on_signal = torch.stack([activation(overlap, q) @ signs, activation(-overlap, q) @ signs], -1).float() / m  # [B, 2]
+    signs = signs.float()
     errors = torch.empty(B, dtype=torch.float64)
     for start in range(0, B, NETWORK_BLOCK):
         block = range(start, min(B, start + NETWORK_BLOCK))
@@ -67,8 +70,8 @@ def _projected(W, M, mu, q, sigma_p, n_test, seeds) -> torch.Tensor:
             gs.append(torch.randn(n_test, two * m, generator=g))
         y = torch.stack(ys)  # [k, n_test]
         z = torch.stack(gs) @ root[start : start + len(block)].mT  # noise pre-activations, [k, n_test, 2m]
-        on_signal = y[..., None] * overlap[start : start + len(block), None, :]  # <w ⊙ m, y mu>
-        f = ((activation(on_signal, q) + activation(z, q)) @ signs) / m
+        signal_part = on_signal[start : start + len(block)]
+        f = torch.where(y > 0, signal_part[:, :1], signal_part[:, 1:]) + (activation(z, q) @ signs) / m
         errors[start : start + len(block)] = (y * f <= 0).double().mean(-1)
     return errors
 

@@ -24,7 +24,7 @@ from prunebook.conventions import DEFAULT_TEST_SIZE, LOSS_TARGET
 from prunebook.data import SIGNAL_KINDS, Dataset, sample_data, signal_vector, stack_datasets
 from prunebook.evaluate import test_error
 from prunebook.network import init_weights
-from prunebook.pruning import random_mask, signal_neuron_counts, usable_neurons
+from prunebook.pruning import mask_uniforms, signal_neuron_counts, usable_neurons
 from prunebook.seeds import stream_seed
 from prunebook.train import TrainResult, train
 
@@ -78,16 +78,22 @@ def grid(*axes: Sequence) -> tuple[list, ...]:
     return tuple(list(col) for col in zip(*rows))
 
 
-def build(setting: Setting, p: float, seed: int, *, dtype=torch.float32, device="cpu"):
-    """(W0 [2, m, d], M [2, m, d], Dataset) for one network."""
-    p = check_fraction("p", p)
+def _draw(setting: Setting, seed: int, *, dtype, device):
+    """What a (setting, seed) fixes, whatever p: (W0, Dataset, mask uniforms u); the mask is u >= p."""
     s = setting
     signal_seed = stream_seed(seed, "signal") if s.signal == "dense" else None
     mu = signal_vector(s.d, s.mu_norm, kind=s.signal, seed=signal_seed, dtype=dtype, device=device)
     ds = sample_data(s.n, mu, sigma_p=s.sigma_p, seed=stream_seed(seed, "data"))
     W0 = init_weights(s.m, s.d, s.sigma_0, seed=stream_seed(seed, "init"), dtype=dtype, device=device)
-    M = random_mask(W0.shape, p, seed=stream_seed(seed, "mask"), dtype=dtype, device=device)
-    return W0, M, ds
+    u = mask_uniforms(W0.shape, seed=stream_seed(seed, "mask"))
+    return W0, ds, u
+
+
+def build(setting: Setting, p: float, seed: int, *, dtype=torch.float32, device="cpu"):
+    """(W0 [2, m, d], M [2, m, d], Dataset) for one network."""
+    p = check_fraction("p", p)
+    W0, ds, u = _draw(setting, seed, dtype=dtype, device=device)
+    return W0, (u >= p).to(dtype=dtype, device=device), ds
 
 
 def _settings(setting, count: int) -> list[Setting]:
@@ -110,10 +116,13 @@ def build_batch(setting, ps: Sequence[float], seeds: Sequence[int], *, dtype=tor
     if len(ps) != len(seeds) or len(ps) == 0:
         raise ValueError("seeds: need as many seeds as pruning fractions, at least one")
     settings = _settings(setting, len(ps))
-    parts = [build(s, p, sd, dtype=dtype, device=device) for s, p, sd in zip(settings, ps, seeds)]
+    ps = [check_fraction("p", p) for p in ps]
+    # networks that differ only in p share their data, initialization and mask uniforms: draw those once
+    drawn = {key: _draw(*key, dtype=dtype, device=device) for key in dict.fromkeys(zip(settings, seeds))}
+    parts = [drawn[key] for key in zip(settings, seeds)]
     W0 = torch.stack([w for w, _, _ in parts])
-    M = torch.stack([mm for _, mm, _ in parts])
-    return W0, M, stack_datasets([ds for _, _, ds in parts])
+    M = torch.stack([(u >= p).to(dtype=dtype, device=device) for (_, _, u), p in zip(parts, ps)])
+    return W0, M, stack_datasets([ds for _, ds, _ in parts])
 
 
 @dataclass

@@ -14,7 +14,23 @@ from prunebook._checks import check_binary, check_finite, check_fraction, check_
 from prunebook.conventions import class_signs
 from prunebook.seeds import resolve_generator
 
-__all__ = ["random_mask", "signal_carrying", "signal_neuron_counts", "usable", "usable_neurons", "kept_dimensions", "neuron_snr"]
+__all__ = ["mask_uniforms", "random_mask", "signal_carrying", "signal_neuron_counts", "usable", "usable_neurons", "kept_dimensions", "neuron_snr"]
+
+
+def mask_uniforms(
+    shape: Sequence[int], *, generator: torch.Generator | None = None, seed: int | None = None
+) -> torch.Tensor:
+    """The float64 uniforms behind a random mask: the mask at pruning fraction p is ``u >= p``.
+
+    Thresholding the same uniforms at several p gives nested masks (a weight kept at p is kept at
+    every smaller p); :func:`random_mask` is this at one p.
+    """
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"shape: expected a sequence of non-negative ints, got {shape!r}")
+    g = resolve_generator(generator, seed)
+    return torch.rand(tuple(shape), generator=g, dtype=torch.float64)
 
 
 def random_mask(
@@ -31,13 +47,10 @@ def random_mask(
     ``p`` is the pruning fraction, 0 <= p < 1. Uniforms are drawn in float64 on the CPU, so the
     same seed gives the same mask for every dtype and device.
     """
+    p = check_fraction("p", p)
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
-    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-        raise ValueError(f"shape: expected a sequence of non-negative ints, got {shape!r}")
-    p = check_fraction("p", p)
-    g = resolve_generator(generator, seed)
-    u = torch.rand(tuple(shape), generator=g, dtype=torch.float64)
+    u = mask_uniforms(shape, generator=generator, seed=seed)
     return (u >= p).to(dtype=dtype, device=device)
 
 
