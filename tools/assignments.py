@@ -232,6 +232,65 @@ def code_exercises(nb: dict, stem: str) -> list[Exercise]:
     return out
 
 
+def format_problems(nb: dict, stem: str) -> list[str]:
+    """Every way a chapter departs from the exercise format of this module's docstring (strict)."""
+    cells, problems = nb["cells"], []
+    try:
+        exercises = code_exercises(nb, stem)
+    except MarkerError as e:
+        return [str(e)]
+    number = chapter_number(stem)
+    if not exercises:
+        problems.append("no code exercise")
+    levels = []
+    for k, e in enumerate(exercises, 1):
+        c, where = cells[e.cell], f"exercise {e.id} (cell {e.cell})"
+        if not e.has_metadata:
+            problems.append(f"{where}: no 'exercise' metadata (id, points, level)")
+            continue
+        if e.id != f"{number}.{k}":
+            problems.append(f"{where}: id should be {number}.{k} (numbered in order)")
+        if e.level is None:
+            problems.append(f"{where}: no level ({' | '.join(LEVELS)})")
+        levels.append(e.level)
+        if "hide-input" not in _tags(c):
+            problems.append(f"{where}: not tagged hide-input (the book must fold the solution away)")
+        if e.level == "stretch" and _source(c).count(BEGIN) < 2:
+            problems.append(f"{where}: a stretch exercise is scaffolded: one solution block per step (2 or more)")
+        before = next((cells[j] for j in range(e.cell - 1, -1, -1) if cells[j]["cell_type"] == "markdown"), None)
+        heading = f"Code exercise {e.id} ({e.level}, {e.points} point{'s' if e.points > 1 else ''})"
+        if before is None or heading not in _source(before):
+            problems.append(f"{where}: the markdown cell before it must name it: '{heading}: ...'")
+        if not _source(cells[e.check]).rstrip().endswith('print("check passed")'):
+            problems.append(f"{where}: its check cell must end with print(\"check passed\")")
+        if not e.hidden:
+            problems.append(f"{where}: no hidden-check cell after its check")
+        for h in e.hidden:
+            if "remove-cell" not in _tags(cells[h]):
+                problems.append(f"{where}: hidden-check cell {h} is not tagged remove-cell")
+            if _source(cells[h]).strip() == _source(cells[e.check]).strip():
+                problems.append(f"{where}: hidden-check cell {h} repeats the public check")
+    owned = {h for e in exercises for h in e.hidden}
+    problems += [f"cell {i}: a hidden-check cell that follows no exercise's check"
+                 for i, c in enumerate(cells) if HIDDEN in _tags(c) and i not in owned]
+    for c in cells:
+        if c["cell_type"] != "markdown":
+            continue
+        for ex in prose_exercises(_source(c)):
+            name = f"prose exercise {ex['label'] or ex['title']!r}"
+            if not ex["label"]:
+                problems.append(f"{name}: no :label:")
+            if ex["level"] is None:
+                problems.append(f"{name}: its title must start with its level (Warm-up:, Core: or Stretch:)")
+            if not ex["solution"] or not ex["dropdown"]:
+                problems.append(f"{name}: needs a {{solution}} with :class: dropdown")
+            levels.append(ex["level"])
+    missing = [lv for lv in LEVELS if lv not in levels]
+    if missing:
+        problems.append(f"no {' or '.join(missing)} exercise (each chapter has a warm-up, a core and a stretch one)")
+    return problems
+
+
 def _cleared(nb: dict) -> dict:
     nb = copy.deepcopy(nb)
     for c in nb["cells"]:

@@ -25,7 +25,9 @@ file per submission. Grading runs the students' code with your permissions, unsa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import json
 import os
 import pathlib
@@ -127,6 +129,8 @@ def write_bundle(out: pathlib.Path, chapters: list[pathlib.Path], extra: dict[st
     """``otter assign`` each chapter that has code exercises; keep its autograder zip and a question list."""
     from importlib.metadata import version
 
+    from otter.assign import main as otter_assign
+
     extra = extra or {}
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -136,13 +140,17 @@ def write_bundle(out: pathlib.Path, chapters: list[pathlib.Path], extra: dict[st
         if not exercises:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            master = pathlib.Path(tmp) / f"{path.stem}.ipynb"
+            master, dist = pathlib.Path(tmp) / f"{path.stem}.ipynb", pathlib.Path(tmp) / "dist"
             master.write_text(json.dumps(master_notebook(nb, path.stem, extra), indent=1))
-            proc = subprocess.run([sys.executable, "-m", "otter", "assign", "--no-run-tests", "--no-pdfs", master.name, "dist"],
-                                  cwd=tmp, capture_output=True, text=True)
-            zips = sorted((pathlib.Path(tmp) / "dist" / "autograder").glob("*.zip"))
-            if proc.returncode != 0 or len(zips) != 1:
-                raise RuntimeError(f"otter assign failed on {path.name}:\n{proc.stdout}\n{proc.stderr}")
+            log = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    otter_assign(str(master), str(dist), no_run_tests=True, no_pdfs=True)
+            except Exception as e:
+                raise RuntimeError(f"otter assign failed on {path.name}: {e}\n{log.getvalue()}") from e
+            zips = sorted((dist / "autograder").glob("*.zip"))
+            if len(zips) != 1:
+                raise RuntimeError(f"otter assign wrote no autograder zip for {path.name}:\n{log.getvalue()}")
             target = out / f"{path.stem}.zip"
             target.write_bytes(zips[0].read_bytes())
         manifest = {
