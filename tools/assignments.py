@@ -53,7 +53,7 @@ import json
 import pathlib
 import re
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
@@ -167,8 +167,7 @@ def prose_exercises(source: str) -> list[dict]:
     return out
 
 
-@dataclass(frozen=True)
-class Exercise:
+class Exercise(NamedTuple):
     """A code exercise: its id, points and level, and the indices of its cells in the notebook."""
 
     id: str

@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -290,13 +289,14 @@ def worker(autograder: str, submission: str, result: str) -> int:
     return 0
 
 
-@dataclass
 class Graded:
-    submission: str
-    chapter: str | None
-    scores: dict[str, float] = field(default_factory=dict)
-    feedback: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    """One submission's grade: points per question, feedback lines, and how long grading took."""
+
+    def __init__(self, submission: str, chapter: str | None):
+        self.submission, self.chapter = submission, chapter
+        self.scores: dict[str, float] = {}
+        self.feedback: list[str] = []
+        self.seconds = 0.0
 
     @property
     def total(self) -> float:
