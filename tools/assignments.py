@@ -13,7 +13,9 @@ writes, for every chapter in ``_toc.yml``,
   the instructor's own hidden tests from ``--extra-tests DIR`` (one file ``<question id>.py`` per
   question, plain Python asserts run after the question's check) merged in.
 
-Copies are built from the flattened form of the Colab edition where it exists (``flatten``).
+Copies are built from the flattened form of the Colab edition where it exists (``flatten``: the
+copy is made from the MyST chapter, then flattened). ``format_problems`` lists every departure
+from the format below (the test suite runs it on each converted chapter).
 
 The exercise format (one for the book and for course assignments)
 -----------------------------------------------------------------
@@ -23,7 +25,7 @@ leaves one block per step), with cell metadata
 ``{"exercise": {"id": "<chapter>.<k>", "points": <int, default 1>, "level": "warm-up" | "core" | "stretch"}}``
 and the tag ``hide-input``, so the rendered book (MyST-NB) collapses the cell's code behind a
 "Show code cell source" toggle that the reader opens after trying. The markdown cell just before
-it names it ("Exercise 1.2 (core, 2 points): ...") and states what to write. Then:
+it names it ("Code exercise 1.2 (core, 2 points): ...") and states what to write. Then:
 
 1. a code cell tagged ``check``: the public check, asserts of properties that do not reveal the
    answer (shape, range, invariants, a case worked by hand; never a package function the student
@@ -36,8 +38,8 @@ it names it ("Exercise 1.2 (core, 2 points): ...") and states what to write. The
 
 **Prose exercise.** A ```` ```{exercise} ```` block (sphinx-exercise) with a ``:label:``, its
 title starting with its level ("Warm-up: ...", "Core: ...", "Stretch: ..."), followed by
-```` ```{solution} <label> ```` with
-``:class: dropdown``. Student copies drop the solution and add an answer cell.
+```` ```{solution} <label> ```` with ``:class: dropdown``. Student copies drop the solution and
+add a markdown answer cell after the exercise.
 
 Each chapter has at least one warm-up, one core and one stretch exercise, the stretch scaffolded.
 Chapters not yet converted (no metadata, no hidden checks) still get copies and a bundle: their
@@ -396,7 +398,11 @@ def main(argv: list[str]) -> int:
     if not args.no_grading:
         import grading
 
-        extra = grading.read_extra_tests(args.extra_tests, chapters)  # checked before any work
+        try:
+            extra = grading.read_extra_tests(args.extra_tests, chapters)  # checked before any work
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         bundle = lambda: grading.write_bundle(args.out / "grading", chapters, extra)  # noqa: E731
     written = write(args.out, chapters)
     if bundle:

@@ -453,8 +453,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     ap.add_argument("--chapter", default=None, help="grade every submission as this chapter (default: detected)")
     args = ap.parse_args(argv)
-    graded = grade(args.submissions, args.bundle, args.out, args.feedback, time_limit=args.time_limit,
-                   jobs=args.jobs, chapter=args.chapter)
+    try:
+        graded = grade(args.submissions, args.bundle, args.out, args.feedback, time_limit=args.time_limit,
+                       jobs=args.jobs, chapter=args.chapter)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for g in graded:
         print(f"{g.total:6g}  {g.submission}")
     print(f"wrote {args.out} and {len(graded)} feedback files in {args.feedback}")
