@@ -1,7 +1,9 @@
 """Course assignments: the exercise format, student and solution copies, checks that catch wrong answers, the bundle."""
 
+import html.parser
 import json
 import pathlib
+import re
 import zipfile
 
 import nbformat
@@ -361,3 +363,42 @@ def test_extra_tests_are_checked_before_any_work(tmp_path, name, content, messag
         grading.read_extra_tests(tmp_path, [FIXTURE])
     with pytest.raises(ValueError, match="not a folder"):
         grading.read_extra_tests(tmp_path / "missing", [FIXTURE])
+
+
+# ----------------------------------------------------------------------------- the rendered book
+
+
+class _Text(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def rendered_problems(page: str, nb: dict, stem: str) -> list[str]:
+    """How a built chapter page departs from the format: solutions in plain view, hidden tests shown."""
+    problems = []
+    cells = nb["cells"]
+    exercises = assign.code_exercises(nb, stem)
+    folded = re.findall(r'<div class="cell tag_hide-input[^"]*">\s*<details class="[^"]*\bhide\b[^"]*above-input[^"]*">', page)
+    if len(folded) != len(exercises):
+        problems.append(f"{len(folded)} folded code cells for {len(exercises)} code exercises")
+    parser = _Text()
+    parser.feed(page)
+    text = "".join(parser.parts)
+    for e in exercises:
+        public = assign._source(cells[e.cell]) + assign._source(cells[e.check])  # on the page, the solution folded
+        for h in e.hidden:
+            shown = [ln for ln in assign._source(cells[h]).splitlines()
+                     if len(ln.strip()) > 30 and ln.strip() in text and ln.strip() not in public]
+            if shown:
+                problems.append(f"hidden test of {e.id} shown: {shown[0].strip()!r}")
+    return problems
+
+
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if p.stem not in NOT_YET_CONVERTED], ids=lambda p: p.stem)
+def test_rendered_book_folds_solutions_and_leaves_hidden_tests_out(built_book, path):
+    page = (built_book / "chapters" / f"{path.stem}.html").read_text()
+    assert rendered_problems(page, _nb(path), path.stem) == []
