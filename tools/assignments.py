@@ -62,7 +62,7 @@ BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("exercise: replace this line with your solution")'
 LEVELS = ("warm-up", "core", "stretch")
 CHECK, HIDDEN = "check", "hidden-check"
-ANSWER_PROMPT = "**Your answer to {label}** (write it here; double-click to edit):\n\n"
+ANSWER_PROMPT = "**Your answer** ({title}): double-click this cell and write it here.\n"
 # the Colab edition's flattening step: tools/<module>.py, function <name>(notebook dict) -> notebook dict
 FLATTEN = ("colab_edition", "flatten_notebook")
 
@@ -329,12 +329,14 @@ def student_copy(nb: dict, stem: str = "chapter") -> dict:
             c["source"] = strip_code(_source(c), f"{stem} cell {i}")
             cells.append(c)
         elif c["cell_type"] == "markdown":
-            parts = split_after_exercises(strip_prose(_source(c)))
+            stripped = strip_prose(_source(c))
+            titles = {ex["label"]: ex["title"] for ex in prose_exercises(stripped)}
+            parts = split_after_exercises(stripped)
             for k, (text, label) in enumerate(parts):
                 if text:  # a cell split in parts: each part keeps a unique id
                     cells.append({**c, "source": text, **({"id": f"{c['id']}-{k}"} if "id" in c and k else {})})
                 if label:
-                    cells.append({**_markdown(ANSWER_PROMPT.format(label=label), {"answer": label}),
+                    cells.append({**_markdown(ANSWER_PROMPT.format(title=titles.get(label) or label), {"answer": label}),
                                   **({"id": f"answer-{label}"} if "id" in c else {})})
         else:
             cells.append(c)
