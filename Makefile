@@ -1,7 +1,8 @@
-# The two commands of the README, and the course-assignment copies. Each does all the set-up on a
-# fresh machine: a virtual environment in .venv, torch first (PyTorch's CPU wheel index asked
-# first, then the default index: tools/install_torch.py), then the package with its extras under
-# constraints.txt; `make test` also installs headless Chromium for the browser test when missing.
+# The two commands of the README, and the instructor's commands for course assignments. Each does
+# all the set-up on a fresh machine: a virtual environment in .venv, torch first (PyTorch's CPU wheel
+# index asked first, then the default index: tools/install_torch.py), then the package with its
+# extras under constraints.txt; `make test`, `make assignments` and `make grade` add the grading
+# extra (otter-grader); `make test` also installs headless Chromium for the browser test when missing.
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
@@ -9,16 +10,20 @@ TORCH       := torch==2.13.0
 TORCH_INDEX := https://download.pytorch.org/whl/cpu
 CONSTRAINTS := constraints.txt
 STAMP       := $(VENV)/.installed
+GRADER      := $(VENV)/.installed-grading
 TORCH_SRC   := $(VENV)/torch-source.txt
 LOCK_VENV   := $(or $(TMPDIR),/tmp)/prunebook-constraints-venv
+TIME_LIMIT  ?= 300
+JOBS        ?= 1
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser book test assignments dist constraints clean
+.PHONY: help install browser book test assignments grade dist constraints clean
 
 help:
 	@echo "make book         - set up .venv, execute every chapter and build _build/html (strict)"
 	@echo "make test         - set up .venv and run the whole test suite (includes the strict book build)"
-	@echo "make assignments  - write student and solution copies to _build/assignments"
+	@echo "make assignments  - student and solution copies and the grading bundle in _build/assignments [EXTRA_TESTS=<dir>]"
+	@echo "make grade SUBMISSIONS=<dir> - grade every notebook in <dir>: _build/grades.csv, _build/feedback/ [TIME_LIMIT=300 JOBS=1 CHAPTER=]"
 	@echo "make dist         - build the sdist and wheel into dist/ and check them (twine check --strict)"
 	@echo "make constraints  - re-resolve the toolchain in a fresh venv and rewrite $(CONSTRAINTS)"
 
@@ -28,6 +33,10 @@ $(STAMP): pyproject.toml Makefile $(CONSTRAINTS) tools/install_torch.py
 	$(BIN)/python tools/install_torch.py $(TORCH) --index $(TORCH_INDEX) --record $(TORCH_SRC)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[book,test]'
 	touch $(STAMP)
+
+$(GRADER): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[grading]'
+	touch $(GRADER)
 
 install: $(STAMP)
 	@echo "torch: $$(cat $(TORCH_SRC) 2>/dev/null || echo 'source not recorded (installed before tools/install_torch.py)')"
@@ -43,11 +52,15 @@ browser:
 book: install
 	$(BIN)/python tools/build_book.py
 
-test: install browser
+test: $(GRADER) browser
 	$(BIN)/python -m pytest
 
-assignments: install
-	$(BIN)/python tools/assignments.py --out _build/assignments
+assignments: $(GRADER)
+	$(BIN)/python tools/assignments.py --out _build/assignments $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
+
+grade: $(GRADER)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder> [TIME_LIMIT=300] [JOBS=1] [CHAPTER=<chapter>]"; exit 2; }
+	$(BIN)/python tools/grading.py --submissions $(SUBMISSIONS) --time-limit $(TIME_LIMIT) --jobs $(JOBS) $(if $(CHAPTER),--chapter $(CHAPTER))
 
 dist: install
 	rm -rf dist

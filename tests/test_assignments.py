@@ -1,7 +1,10 @@
-"""Course assignments: student copies fail at their first check, solutions run, no solution leaks."""
+"""Course assignments: the exercise format, student and solution copies, checks that catch wrong answers, the bundle."""
 
+import html.parser
 import json
 import pathlib
+import re
+import zipfile
 
 import nbformat
 import papermill as pm
@@ -10,11 +13,27 @@ import pytest
 from conftest import load_tool
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "90_fixture.ipynb"
 
+# Chapters whose exercises are still in the old format (no metadata, no hidden checks). Empty this
+# set as chapters are converted: the format test then holds them to the format, and it fails for
+# a chapter listed here that already follows it.
+NOT_YET_CONVERTED = {
+    "02_pruning_at_initialization",
+    "03_gd_dynamics",
+    "04_phase_transition",
+    "05_pruning_criteria",
+    "06_real_data",
+}
 
 assign = load_tool("assignments")
+grading = load_tool("grading")
 nbtools = load_tool("notebooks")
 CHAPTERS = nbtools.toc_notebooks()
+
+
+def _nb(path: pathlib.Path) -> dict:
+    return json.loads(path.read_text())
 
 
 def test_strip_code_keeps_indentation_and_everything_else():
@@ -41,6 +60,51 @@ def test_strip_prose_removes_solution_blocks_only():
     assert "Do it." in out and "After" in out and "{exercise}" in out
 
 
+def test_split_after_exercises_gives_each_exercise_its_own_cell():
+    md = "Intro\n\n```{exercise} Core: a\n:label: e1\nA.\n```\n\nBetween\n\n```{exercise} Stretch: b\n:label: e2\nB.\n```\n\nAfter"
+    parts = assign.split_after_exercises(md)
+    assert [label for _, label in parts] == ["e1", "e2", None]
+    assert parts[0][0].startswith("Intro") and parts[0][0].endswith("```")
+    assert parts[1][0].startswith("Between") and parts[2][0] == "After"
+
+
+# ----------------------------------------------------------------------------- the format
+
+
+@pytest.mark.parametrize("path", CHAPTERS + [FIXTURE], ids=lambda p: p.stem)
+def test_exercises_follow_the_format(path):
+    """Metadata with points and level, a check cell after, a hidden-check cell after that, a level spread."""
+    nb = _nb(path)
+    exercises = assign.code_exercises(nb, path.stem)  # the tools work on every chapter, converted or not
+    assert exercises and all(nb["cells"][e.check]["cell_type"] == "code" for e in exercises)
+    problems = assign.format_problems(nb, path.stem)
+    if path.stem in NOT_YET_CONVERTED:
+        assert problems, f"{path.stem} follows the exercise format now: remove it from NOT_YET_CONVERTED"
+    else:
+        assert problems == []
+
+
+def test_format_problems_names_what_is_wrong():
+    nb = _nb(FIXTURE)
+    cells = nb["cells"]
+    ex = [c for c in cells if "exercise" in c["metadata"]]
+    ex[0]["metadata"]["exercise"]["level"] = None
+    ex[1]["metadata"]["tags"] = []
+    hidden = [c for c in cells if "hidden-check" in c["metadata"].get("tags", [])]
+    hidden[2]["metadata"]["tags"] = ["hidden-check"]
+    ex[2]["source"] = ex[2]["source"].replace("# BEGIN SOLUTION", "", 1).replace("# END SOLUTION", "", 1)
+    problems = "\n".join(assign.format_problems(nb, FIXTURE.stem))
+    assert "exercise 90.1" in problems and "no level" in problems
+    assert "exercise 90.2" in problems and "hide-input" in problems
+    assert "not tagged remove-cell" in problems and "scaffolded" in problems
+    with pytest.raises(assign.MarkerError, match="points"):
+        ex[0]["metadata"]["exercise"]["points"] = 0
+        assign.code_exercises(nb, FIXTURE.stem)
+
+
+# ----------------------------------------------------------------------------- copies
+
+
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory):
     out = tmp_path_factory.mktemp("assignments")
@@ -49,11 +113,13 @@ def copies(tmp_path_factory):
 
 
 def _solution_lines(nb):
-    """Every substantive line of every code solution and prose solution of a notebook."""
+    """Every substantive line of every code solution, prose solution and hidden check of a notebook."""
     lines = []
     for c in nb["cells"]:
         src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-        if c["cell_type"] == "code":
+        if c["cell_type"] == "code" and "hidden-check" in c["metadata"].get("tags", []):
+            lines += [ln.strip() for ln in src.splitlines() if len(ln.strip()) > 30]
+        elif c["cell_type"] == "code":
             inside = False
             for ln in src.splitlines():
                 if ln.strip() == assign.BEGIN:
@@ -65,8 +131,9 @@ def _solution_lines(nb):
         else:
             fence = None
             for ln in src.splitlines():
-                if fence is None and assign._FENCE.match(ln):
-                    fence = assign._FENCE.match(ln).group(2)
+                m = assign._FENCE.match(ln)
+                if fence is None and m and m.group(3) == "solution":
+                    fence = m.group(2)
                 elif fence is not None and ln.strip() == fence:
                     fence = None
                 elif fence is not None and len(ln.strip()) > 20 and not ln.startswith(":"):
@@ -76,15 +143,56 @@ def _solution_lines(nb):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_no_solution_text_in_student_copy(copies, path):
-    original = json.loads(path.read_text())
+    original = _nb(path)
     student = (copies / "student" / path.name).read_text()
     secrets = _solution_lines(original)
     assert secrets, "every chapter has exercises with solutions"
     leaked = [s for s in secrets if s in student]
     assert not leaked, leaked
-    assert "BEGIN SOLUTION" not in student and "{solution}" not in student
+    assert "BEGIN SOLUTION" not in student and "{solution}" not in student and "hidden-check" not in student
     nb = nbformat.reads(student, as_version=4)
+    nbformat.validate(nb)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    solution = nbformat.read(copies / "solutions" / path.name, as_version=4)
+    nbformat.validate(solution)
+    assert not [c for c in solution.cells if "hidden-check" in c.metadata.get("tags", [])], "hidden tests are grading material"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_student_copy_has_an_answer_cell_after_each_prose_exercise(copies, path):
+    labels = [ex["label"] for c in _nb(path)["cells"] if c["cell_type"] == "markdown"
+              for ex in assign.prose_exercises(assign._source(c))]
+    cells = nbformat.read(copies / "student" / path.name, as_version=4).cells
+    answers = [i for i, c in enumerate(cells) if c.metadata.get("answer")]
+    assert [cells[i].metadata["answer"] for i in answers] == labels, "one answer cell per prose exercise, in order"
+    assert all(cells[i - 1].cell_type == "markdown" and not cells[i - 1].metadata.get("answer") for i in answers)
+    assert len({c.get("id") for c in cells}) == len(cells), "cell ids stay unique"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_copies_name_their_assignment_and_exercises(copies, path):
+    ids = [e.id for e in assign.code_exercises(_nb(path), path.stem)]
+    for kind in ("student", "solutions"):
+        nb = _nb(copies / kind / path.name)
+        assert nb["metadata"]["prunebook"] == {"assignment": path.stem}
+        assert [c["metadata"]["exercise"]["id"] for c in nb["cells"] if "exercise" in c["metadata"]] == ids
+
+
+def test_copies_are_built_from_the_flattened_form_when_it_exists(tmp_path, monkeypatch):
+    seen = []
+
+    def flat(nb):
+        seen.append(nb["metadata"]["prunebook"]["assignment"])
+        return {**nb, "metadata": {**nb["metadata"], "flattened": True}}
+
+    assign.write(tmp_path, [FIXTURE], flat=flat)
+    assert seen == [FIXTURE.stem, FIXTURE.stem]
+    assert all(_nb(tmp_path / k / FIXTURE.name)["metadata"]["flattened"] for k in ("student", "solutions"))
+    monkeypatch.setattr(assign, "FLATTEN", ("no_such_module", "flatten_notebook"))
+    assert assign.flatten() is None, "without tools/colab_edition.py the copies keep their MyST"
+    monkeypatch.setattr(assign, "FLATTEN", ("notebooks", "no_such_function"))
+    with pytest.raises(assign.MarkerError, match="no_such_function"):
+        assign.flatten()
 
 
 CODE_EXERCISE_CHAPTERS = [p for p in CHAPTERS if "# BEGIN SOLUTION" in p.read_text()]
@@ -112,3 +220,185 @@ def test_solution_copy_runs_green(copies, path, tmp_path):
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     checks = [c for c in nb.cells if "check" in c.metadata.get("tags", [])]
     assert len(checks) >= 2 and all("check passed" in "".join(o.get("text", "") for o in c.outputs) for c in checks)
+
+
+# ----------------------------------------------------------------------------- checks catch wrong answers
+
+# Plausible wrong answers to the exercises of the converted chapters. Each must fail the public
+# check; those marked "hidden" pass the public check and must fail the hidden test.
+WRONG = {
+    "0.1": [
+        ("public", "def masks_from_uniforms(U, ps):\n    return torch.stack([(U < 1 - p).float() for p in ps])"),
+        ("public", "def masks_from_uniforms(U, ps):\n    return torch.stack([U >= p for p in ps])"),
+        ("public", "def masks_from_uniforms(U, ps):\n    return (U[None] >= torch.tensor(ps)[:, None]).float()"),
+        ("hidden", "def masks_from_uniforms(U, ps):\n    out = torch.stack([(U >= p).float() for p in ps])\n"
+                   "    return out if U.numel() in (4, 100_000) else out[:, :1]"),
+    ],
+    "0.2": [
+        ("public", "def paired_differences(errors, grid_p, grid_seed, p_a, p_b):\n"
+                   "    e = {(p, s): x for p, s, x in zip(grid_p, grid_seed, errors)}\n"
+                   "    return np.array([x - e[p_a, s] for p, s, x in zip(grid_p, grid_seed, errors) if p == p_b and (p_a, s) in e])"),
+        ("public", "def paired_differences(errors, grid_p, grid_seed, p_a, p_b):\n"
+                   "    e = {(p, s): x for p, s, x in zip(grid_p, grid_seed, errors)}\n"
+                   "    return np.array([e[p_a, s] - e[p_b, s] for s in sorted(set(grid_seed)) if (p_a, s) in e and (p_b, s) in e])"),
+        ("hidden", "def paired_differences(errors, grid_p, grid_seed, p_a, p_b):\n"
+                   "    e = {(p, s): x for p, s, x in zip(grid_p, grid_seed, errors)}\n"
+                   "    seeds_ = sorted(set(grid_seed)) if len(errors) == 5 else list(dict.fromkeys(grid_seed))\n"
+                   "    return np.array([e[p_b, s] - e[p_a, s] for s in seeds_ if (p_a, s) in e and (p_b, s) in e])"),
+    ],
+    "0.3": [
+        ("public", "def sign_test_pvalue(diffs):\n    a, b = count_signs(diffs)\n    N = a + b\n"
+                   "    return 1.0 if N == 0 else binomial_cdf_half(min(a, b), N)"),
+        ("public", "def count_signs(diffs):\n    diffs = np.asarray(diffs)\n    return int((diffs > 0).sum()), int((diffs <= 0).sum())"),
+        ("public", "def sign_test_pvalue(diffs):\n    a, b = count_signs(diffs)\n    N = a + b\n"
+                   "    return 1.0 if N == 0 else 2 * binomial_cdf_half(min(a, b), N)"),
+        ("public", "from scipy.stats import norm\ndef binomial_cdf_half(k, N):\n    return float(norm.cdf((k + 0.5 - N / 2) / (N / 4) ** 0.5))"),
+    ],
+    "1.1": [
+        ("public", "def patch_norm_ratio(X):\n    return (X[..., 0, :] ** 2).sum(-1) / (X[..., 1, :] ** 2).sum(-1)"),
+        ("public", "def patch_norm_ratio(X):\n    return X[..., 1, :].norm(dim=-1) / X[..., 0, :].norm(dim=-1)"),
+        ("hidden", "def patch_norm_ratio(X):\n    return X[:, 0].norm(dim=-1) / X[:, 1].norm(dim=-1)"),
+    ],
+    "1.2": [
+        ("public", "def exact_interpolator(ds):\n    return (ds.y[:, None] * ds.xi / ds.xi.pow(2).sum(-1, keepdim=True)).sum(0)"),
+        ("public", "def exact_interpolator(ds):\n    return torch.linalg.solve(ds.xi @ ds.xi.T, ds.y)"),
+        ("public", "def exact_interpolator(ds):\n    return ds.xi.T @ ds.y / ds.xi.pow(2).sum(-1).mean()"),
+    ],
+    "1.3": [
+        ("public", "def cross_terms(ds):\n    inner = ds.xi @ ds.xi.T\n    scaled = inner / inner.diagonal()[:, None]\n"
+                   "    scaled.fill_diagonal_(0)\n    return ds.y * (scaled @ ds.y)"),
+        ("public", "def cross_terms(ds):\n    inner = ds.xi @ ds.xi.T\n    scaled = inner / inner.diagonal()[None, :]\n"
+                   "    scaled.fill_diagonal_(0)\n    return scaled @ ds.y"),
+        ("public", "def cross_terms(ds):\n    inner = ds.xi @ ds.xi.T\n    return ds.y * ((inner / inner.diagonal()[None, :]) @ ds.y)"),
+        ("public", "def first_unfit_n(d, n_grid, seeds):\n    fitted = [m for m in n_grid if fitted_fraction(m, d, seeds) == 1]\n"
+                   "    return fitted[-1] if fitted else None"),
+    ],
+}
+
+
+def _run_chapter_in_process(path: pathlib.Path) -> tuple[dict, dict]:
+    """Execute a chapter's code cells (smoke, no Colab cell) in one namespace; its exercises by id."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    nb = _nb(path)
+    ns = {"__name__": "__chapter__"}
+    for c in nb["cells"][1:]:
+        if c["cell_type"] != "code":
+            continue
+        exec(compile(assign._source(c), f"{path.stem}", "exec"), ns)
+        if "parameters" in c["metadata"].get("tags", []):
+            ns["smoke"] = True
+    cells = {e.id: (assign._source(nb["cells"][e.cell]), assign._source(nb["cells"][e.check]),
+                    [assign._source(nb["cells"][h]) for h in e.hidden]) for e in assign.code_exercises(nb, path.stem)}
+    return ns, cells
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", ["00_setup", "01_data_model"])
+def test_checks_catch_wrong_answers(stem):
+    import warnings
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", UserWarning)  # plt.show() on the Agg backend
+        ns, exercises = _run_chapter_in_process(ROOT / "chapters" / f"{stem}.ipynb")
+        plt.close("all")
+    assert set(exercises) <= set(WRONG) and len(exercises) >= 3
+    for ex_id, (solution, check, hidden) in exercises.items():
+        for where, wrong in WRONG[ex_id]:
+            exec(solution, ns)
+            exec(wrong, ns)
+            if where == "public":
+                with pytest.raises(Exception):
+                    exec(check, ns)
+                continue
+            exec(check, ns)  # passes the public check ...
+            with pytest.raises(Exception):  # ... but not the hidden test
+                for h in hidden:
+                    exec(h, ns)
+        exec(solution, ns)  # the reference passes everything, after all the wrong answers
+        exec(check, ns)
+        for h in hidden:
+            exec(h, ns)
+
+
+# ----------------------------------------------------------------------------- the grading bundle
+
+
+def test_bundle_has_a_question_per_code_exercise(tmp_path):
+    chapters = [FIXTURE, ROOT / "chapters" / "01_data_model.ipynb", ROOT / "chapters" / "02_pruning_at_initialization.ipynb"]
+    extra_dir = tmp_path / "extra"
+    extra_dir.mkdir()
+    (extra_dir / "90.2.py").write_text("assert total([1, 1]) == 2\n")
+    extra = grading.read_extra_tests(extra_dir, chapters)
+    grading.write_bundle(tmp_path / "grading", chapters, extra)
+    for path in chapters:
+        manifest = _nb(tmp_path / "grading" / f"{path.stem}.json")
+        exercises = assign.code_exercises(_nb(path), path.stem)
+        assert [q["id"] for q in manifest["questions"]] == [e.id for e in exercises]
+        assert [q["points"] for q in manifest["questions"]] == [e.points for e in exercises]
+        with zipfile.ZipFile(tmp_path / "grading" / f"{path.stem}.zip") as z:
+            for e in exercises:
+                test = z.read(f"tests/{e.id}.py").decode()
+                assert f'name = "{e.id}"' in test and f"points = {e.points}" in test and "all_or_nothing = True" in test
+                n_hidden = len(e.hidden) + (1 if e.id == "90.2" else 0)
+                assert test.count("hidden=True") == n_hidden and test.count("hidden=False") == 1
+            assert json.loads(z.read("otter_config.json")).get("assignment_name") is None
+    assert "total([1, 1])" in zipfile.ZipFile(tmp_path / "grading" / "90_fixture.zip").read("tests/90.2.py").decode()
+    converted = _nb(tmp_path / "grading" / "01_data_model.json")["questions"]
+    assert all(q["hidden_tests"] >= 1 and q["level"] in assign.LEVELS for q in converted)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("9.9.py", "assert True\n", "9.9.py"),
+    ("notes.txt", "hello\n", "notes.txt"),
+    ("90.1.py", "assert (\n", "90.1.py"),
+])
+def test_extra_tests_are_checked_before_any_work(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        grading.read_extra_tests(tmp_path, [FIXTURE])
+    with pytest.raises(ValueError, match="not a folder"):
+        grading.read_extra_tests(tmp_path / "missing", [FIXTURE])
+
+
+# ----------------------------------------------------------------------------- the rendered book
+
+
+class _Text(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def rendered_problems(page: str, nb: dict, stem: str) -> list[str]:
+    """How a built chapter page departs from the format: solutions in plain view, hidden tests shown."""
+    problems = []
+    cells = nb["cells"]
+    exercises = assign.code_exercises(nb, stem)
+    folded = re.findall(r'<div class="cell tag_hide-input[^"]*">\s*<details class="[^"]*\bhide\b[^"]*above-input[^"]*">', page)
+    if len(folded) != len(exercises):
+        problems.append(f"{len(folded)} folded code cells for {len(exercises)} code exercises")
+    parser = _Text()
+    parser.feed(page)
+    text = "".join(parser.parts)
+    for e in exercises:
+        public = assign._source(cells[e.cell]) + assign._source(cells[e.check])  # on the page, the solution folded
+        for h in e.hidden:
+            shown = [ln for ln in assign._source(cells[h]).splitlines()
+                     if len(ln.strip()) > 30 and ln.strip() in text and ln.strip() not in public]
+            if shown:
+                problems.append(f"hidden test of {e.id} shown: {shown[0].strip()!r}")
+    return problems
+
+
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if p.stem not in NOT_YET_CONVERTED], ids=lambda p: p.stem)
+def test_rendered_book_folds_solutions_and_leaves_hidden_tests_out(built_book, path):
+    page = (built_book / "chapters" / f"{path.stem}.html").read_text()
+    assert rendered_problems(page, _nb(path), path.stem) == []
