@@ -17,7 +17,7 @@ TIME_LIMIT  ?= 300
 JOBS        ?= 1
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser book test assignments grade dist constraints clean
+.PHONY: help install browser book test assignments grade dist constraints tables clean
 
 help:
 	@echo "make book         - set up .venv, execute every chapter and build _build/html (strict)"
@@ -26,6 +26,7 @@ help:
 	@echo "make grade SUBMISSIONS=<dir> - grade every notebook in <dir>: _build/grades.csv, _build/feedback/ [TIME_LIMIT=300 JOBS=1 CHAPTER=]"
 	@echo "make dist         - build the sdist and wheel into dist/ and check them (twine check --strict)"
 	@echo "make constraints  - re-resolve the toolchain in a fresh venv and rewrite $(CONSTRAINTS)"
+	@echo "make tables       - recompute the precomputed sweep tables shipped in src/prunebook/tables (slow)"
 
 $(STAMP): pyproject.toml Makefile $(CONSTRAINTS) tools/install_torch.py
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,9 @@ assignments: $(GRADER)
 grade: $(GRADER)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder> [TIME_LIMIT=300] [JOBS=1] [CHAPTER=<chapter>]"; exit 2; }
 	$(BIN)/python tools/grading.py --submissions $(SUBMISSIONS) --time-limit $(TIME_LIMIT) --jobs $(JOBS) $(if $(CHAPTER),--chapter $(CHAPTER))
+
+tables: install
+	$(BIN)/python -m prunebook.book_tables build $(TABLES)
 
 dist: install
 	rm -rf dist

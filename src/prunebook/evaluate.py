@@ -13,11 +13,16 @@ Two estimators, equal in distribution:
 
 Each network draws its test samples from its own seed, so its estimate does not depend on the
 other networks of the batch. The standard error of an estimate is at most 0.5 / sqrt(n_test).
+
+:func:`test_statistics` returns, from the same draws, the error per class and the distribution of
+the test margin y f(x): where the test error is 0 on every sample, the margin in units of its
+spread, mean / sd, still says how far the network is from its first mistake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -25,15 +30,49 @@ from prunebook._checks import check_finite, check_one_of, check_positive, check_
 from prunebook.activation import activation
 from prunebook.conventions import DEFAULT_TEST_SIZE, MIN_TEST_SIZE, class_signs
 from prunebook.data import sample_data
-from prunebook.network import batch_shape, classification_error
+from prunebook.network import batch_shape, forward
 from prunebook.seeds import generator
 
-__all__ = ["METHODS", "test_error"]
+__all__ = ["METHODS", "TestStatistics", "test_statistics", "test_error"]
 
 METHODS = ("projected", "samples")
 
 #: samples per evaluation block (bounds the memory of a d-dimensional test set)
 SAMPLE_BLOCK = 2000
+
+
+class TestStatistics(NamedTuple):
+    """Test-set statistics of a batch of networks, each a tensor of the batch shape."""
+
+    __test__ = False  # not a pytest test class
+
+    error: torch.Tensor  #: P[y f(x) <= 0]
+    error_pos: torch.Tensor  #: P[y f(x) <= 0 | y = +1]
+    error_neg: torch.Tensor  #: P[y f(x) <= 0 | y = -1]
+    margin_mean: torch.Tensor  #: E[y f(x)]
+    margin_std: torch.Tensor  #: sd[y f(x)]
+    loss: torch.Tensor  #: E[log(1 + exp(-y f(x)))]
+
+    @property
+    def margin_z(self) -> torch.Tensor:
+        """The test margin in units of its spread, E[y f] / sd[y f] (inf when the margin is constant)."""
+        return self.margin_mean / self.margin_std
+
+
+def _summaries(y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """[..., 6] statistics (error, error | y = +1, error | y = -1, mean, sd, loss) of margins y f [..., n]."""
+    margins = (y * f).double()
+    wrong = (margins <= 0).double()
+    pos = (y > 0).double()
+    neg = 1 - pos
+    return torch.stack([
+        wrong.mean(-1),
+        (wrong * pos).sum(-1) / pos.sum(-1).clamp_min(1),
+        (wrong * neg).sum(-1) / neg.sum(-1).clamp_min(1),
+        margins.mean(-1),
+        margins.std(-1),
+        torch.logaddexp(torch.zeros((), dtype=margins.dtype), -margins).mean(-1),
+    ], -1)
 
 
 #: networks evaluated together by the projected estimator (bounds its memory)
@@ -60,7 +99,7 @@ def _projected(W, M, mu, q, sigma_p, n_test, seeds) -> torch.Tensor:
     # the signal patch y mu gives the output (1/m) sum_{j,r} j sigma(y <w ⊙ m, mu>): one number per label
     on_signal = torch.stack([activation(overlap, q) @ signs, activation(-overlap, q) @ signs], -1).float() / m  # [B, 2]
     signs = signs.float()
-    errors = torch.empty(B, dtype=torch.float64)
+    out = torch.empty(B, 6, dtype=torch.float64)
     for start in range(0, B, NETWORK_BLOCK):
         block = range(start, min(B, start + NETWORK_BLOCK))
         ys, gs = [], []
@@ -72,23 +111,24 @@ def _projected(W, M, mu, q, sigma_p, n_test, seeds) -> torch.Tensor:
         z = torch.stack(gs) @ root[start : start + len(block)].mT  # noise pre-activations, [k, n_test, 2m]
         signal_part = on_signal[start : start + len(block)]
         f = torch.where(y > 0, signal_part[:, :1], signal_part[:, 1:]) + (activation(z, q) @ signs) / m
-        errors[start : start + len(block)] = (y * f <= 0).double().mean(-1)
-    return errors
+        out[start : start + len(block)] = _summaries(y, f)
+    return out
 
 
 def _samples(W, M, mu, q, sigma_p, n_test, seed) -> torch.Tensor:
     g = generator(int(seed))
-    errors = []
+    ys, fs = [], []
     left = n_test
     while left > 0:
         k = min(SAMPLE_BLOCK, left)
         ds = sample_data(k, mu, sigma_p=sigma_p, generator=g)
-        errors.append(classification_error(W, M, ds.X, ds.y, q) * k)
+        ys.append(ds.y)
+        fs.append(forward(W, M, ds.X, q))
         left -= k
-    return torch.stack(errors).sum(0) / n_test
+    return _summaries(torch.cat(ys, -1), torch.cat(fs, -1))
 
 
-def test_error(
+def test_statistics(
     W: torch.Tensor,
     M: torch.Tensor,
     mu: torch.Tensor,
@@ -98,8 +138,9 @@ def test_error(
     n_test: int = DEFAULT_TEST_SIZE,
     seed: int | Sequence[int] = 0,
     method: str = "projected",
-) -> torch.Tensor:
-    """P[y f(W, x) <= 0] estimated on ``n_test`` fresh samples (at least MIN_TEST_SIZE), shape [batch...].
+) -> TestStatistics:
+    """Test error, per-class errors and test-margin statistics on ``n_test`` fresh samples (at least
+    MIN_TEST_SIZE); each of shape [batch...].
 
     ``mu`` is the training signal: shape [d] with one integer ``seed`` (every network of the batch
     uses the same random numbers), or [B, d] with one seed per row (each network its own test set;
@@ -144,7 +185,14 @@ def test_error(
         out = _projected(Wb.detach().cpu(), Mb.detach().cpu(), mus.detach().cpu(), q, sig, n_test, seeds)
     else:
         out = torch.stack([_samples(Wb[b], Mb[b], mus[b], q, sigmas[b], n_test, seeds[b]) for b in range(rows)])
-    return out.to(dtype=W.dtype, device=W.device).reshape(bs)
+    out = out.to(dtype=W.dtype, device=W.device)
+    return TestStatistics(*(out[:, k].reshape(bs) for k in range(6)))
+
+
+def test_error(W: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, **kwargs) -> torch.Tensor:
+    """P[y f(W, x) <= 0] on fresh samples, shape [batch...]; the arguments of :func:`test_statistics`."""
+    return test_statistics(W, M, mu, **kwargs).error
 
 
 test_error.__test__ = False  # not a pytest test when a test module imports it
+test_statistics.__test__ = False

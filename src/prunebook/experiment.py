@@ -22,7 +22,7 @@ import torch
 from prunebook._checks import check_fraction, check_nonneg_int, check_one_of, check_positive, check_positive_int, check_q
 from prunebook.conventions import DEFAULT_TEST_SIZE, LOSS_TARGET
 from prunebook.data import SIGNAL_KINDS, Dataset, sample_data, signal_vector, stack_datasets
-from prunebook.evaluate import test_error
+from prunebook.evaluate import TestStatistics, test_statistics
 from prunebook.network import init_weights
 from prunebook.pruning import mask_uniforms, signal_neuron_counts, usable_neurons
 from prunebook.seeds import stream_seed
@@ -136,13 +136,17 @@ class Run:
     M: torch.Tensor
     data: Dataset
     result: TrainResult
-    test_error: np.ndarray  #: [B]
+    test: TestStatistics  #: test error, per-class errors and test margins, NumPy arrays [B]
     signal_neurons: np.ndarray  #: [B, 2] neurons per class that keep the signal coordinate
     usable_neurons: np.ndarray  #: [B, 2] usable neurons per class (kept coordinate, right initial sign)
 
     @property
     def setting(self) -> Setting:
         return self.settings[0]
+
+    @property
+    def test_error(self) -> np.ndarray:
+        return self.test.error
 
     @property
     def final_loss(self) -> np.ndarray:
@@ -168,7 +172,10 @@ class Run:
                               for s, p, sd in zip(self.settings, self.ps, self.seeds)])
         frame["final_loss"] = self.final_loss
         frame["train_error"] = self.final_train_error
-        frame["test_error"] = self.test_error
+        frame["test_error"] = self.test.error
+        frame["test_error_pos"], frame["test_error_neg"] = self.test.error_pos, self.test.error_neg
+        frame["test_margin_mean"], frame["test_margin_std"] = self.test.margin_mean, self.test.margin_std
+        frame["test_loss"] = self.test.loss
         frame["signal_neurons_pos"], frame["signal_neurons_neg"] = self.signal_neurons.T
         frame["usable_pos"], frame["usable_neg"] = self.usable_neurons.T
         if self.result.gamma is not None:
@@ -215,8 +222,9 @@ def run(
         W0, M, ds.X, ds.y, q=s0.q, lr=s0.lr, steps=s0.steps, engine=engine,
         record=(*record, "train_error"), record_every=record_every,
     )
-    te = test_error(res.W, M, ds.mu, q=s0.q, sigma_p=[s.sigma_p for s in settings], n_test=n_test,
-                    seed=[stream_seed(int(sd), "test") for sd in seeds]).double().cpu().numpy()
+    stats = test_statistics(res.W, M, ds.mu, q=s0.q, sigma_p=[s.sigma_p for s in settings], n_test=n_test,
+                            seed=[stream_seed(int(sd), "test") for sd in seeds])
+    te = TestStatistics(*(t.double().cpu().numpy() for t in stats))
     return Run(
         settings, np.asarray(ps, float), np.asarray(seeds), W0, M, ds, res, te,
         signal_neuron_counts(M, ds.mu).cpu().numpy(), usable_neurons(W0, M, ds.mu).cpu().numpy(),

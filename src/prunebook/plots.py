@@ -6,9 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from prunebook.phase import cell_means
-from prunebook.stats import mean_ci
+from prunebook.seeds import numpy_rng
+from prunebook.stats import mean_ci, wilson_interval
 
-__all__ = ["use_book_style", "band", "PhaseAxes", "plot_phase"]
+__all__ = ["use_book_style", "band", "seed_dots", "success_curve", "PhaseAxes", "plot_phase"]
 
 
 def use_book_style() -> None:
@@ -86,3 +87,30 @@ def plot_phase(ax, df, x: str, y: str, value: str = "test_error", *, log_y: bool
     ax.set_ylim(-0.5, len(ys) - 0.5)
     ax.grid(False)
     return mesh, PhaseAxes(xs, ys, log_y)
+
+
+def seed_dots(ax, x, values, *, width: float = 0.0, seed: int = 0, color=None, label=None, size: float = 10, **kw):
+    """Every seed as a dot: ``values`` [len(x), seeds] (NaN skipped), jittered by up to ``width`` in x.
+
+    The book's outcomes are often bimodal (near 0 or near 1/2); showing each seed keeps that visible.
+    The jitter is drawn from ``seed`` (same figure on every run).
+    """
+    x = np.asarray(x, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2 or v.shape[0] != len(x):
+        raise ValueError(f"values: expected shape [len(x), seeds] = [{len(x)}, k], got {v.shape}")
+    xs = np.repeat(x[:, None], v.shape[1], axis=1)
+    if width:
+        xs = xs + numpy_rng(seed).uniform(-width, width, size=xs.shape)
+    ok = np.isfinite(v)
+    return ax.scatter(xs[ok], v[ok], s=size, color=color, label=label, alpha=kw.pop("alpha", 0.6), lw=0, **kw)
+
+
+def success_curve(ax, x, successes, trials, *, label=None, color=None, marker="o", **kw):
+    """The success fraction successes/trials against x with its 95% Wilson band (always inside [0, 1])."""
+    s = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    lo, hi = wilson_interval(s, n)
+    (line,) = ax.plot(x, s / n, marker=marker, ms=4, label=label, color=color, **kw)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    return line

@@ -41,7 +41,8 @@ from prunebook.train import ENGINES, bytes_per_network
 __all__ = ["RESULT_COLUMNS", "configurations", "sweep"]
 
 RESULT_COLUMNS = (
-    "final_loss", "train_error", "test_error", "signal_neurons_pos", "signal_neurons_neg", "usable_pos",
+    "final_loss", "train_error", "test_error", "test_error_pos", "test_error_neg", "test_margin_mean",
+    "test_margin_std", "test_loss", "signal_neurons_pos", "signal_neurons_neg", "usable_pos",
     "usable_neg", "gamma_max_pos", "gamma_max_neg", "rho_max", "rho_min", "converged", "diverged",
 )
 
