@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -9,7 +12,7 @@ from prunebook.phase import cell_means
 from prunebook.seeds import numpy_rng
 from prunebook.stats import mean_ci, wilson_interval
 
-__all__ = ["use_book_style", "band", "seed_dots", "success_curve", "PhaseAxes", "plot_phase"]
+__all__ = ["use_book_style", "band", "seed_dots", "success_curve", "PhaseAxes", "plot_phase", "save_figure_data"]
 
 
 def use_book_style() -> None:
@@ -114,3 +117,22 @@ def success_curve(ax, x, successes, trials, *, label=None, color=None, marker="o
     (line,) = ax.plot(x, s / n, marker=marker, ms=4, label=label, color=color, **kw)
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     return line
+
+
+#: where a chapter writes the data behind its figures (relative to the chapter's directory)
+FIGURE_DATA = pathlib.Path("figure-data")
+
+
+def save_figure_data(frame, name: str, *, folder: str | pathlib.Path = FIGURE_DATA) -> pathlib.Path:
+    """Write the table behind a figure as ``<folder>/<name>.csv`` and return its path.
+
+    Chapters link the file from the page with MyST's download role, e.g.
+    ``{download}`data <figure-data/phase-pn.csv>```, so a reader can redo the figure.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ValueError(f"name: use letters, digits, '-', '_' and '.', got {name!r}")
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{name}.csv"
+    frame.to_csv(out, index=False, float_format="%.6g")
+    return out
