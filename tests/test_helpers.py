@@ -142,3 +142,41 @@ def test_bootstrap_over_seeds_and_paired_tests():
     assert stats.mcnemar([True, False], [True, False]).p_value == 1.0
     s = stats.sign_test([1.0, 2.0, -0.5, 0.0, 3.0])
     assert (s.a_better, s.b_better, s.n_pairs) == (3, 1, 5) and s.p_value == pytest.approx(0.625)
+
+
+def test_claims_fail_loudly_and_glue_names_are_checked(capsys):
+    from prunebook.claims import ClaimFailed, claim, glue
+
+    assert claim(True, "dense error above 0.2")
+    with pytest.raises(ClaimFailed, match="dense error above 0.2"):
+        claim(False, "dense error above 0.2")
+    assert claim(False, "too small to tell", enforce=False) is False
+    assert "NOT checked" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="^name:"):
+        glue("bad name!", 1.0)
+
+
+def test_save_figure_data_writes_the_csv(tmp_path):
+    import pandas as pd
+
+    from prunebook.plots import save_figure_data
+
+    out = save_figure_data(pd.DataFrame({"p": [0.0, 0.5], "test_error": [0.3, 0.01]}), "fig-1", folder=tmp_path)
+    assert out == tmp_path / "fig-1.csv" and pd.read_csv(out).shape == (2, 2)
+    with pytest.raises(ValueError, match="^name:"):
+        save_figure_data(pd.DataFrame(), "../escape", folder=tmp_path)
+
+
+def test_seed_dots_and_success_curve():
+    from prunebook.plots import seed_dots, success_curve
+
+    fig, ax = plt.subplots()
+    pts = seed_dots(ax, [0.0, 0.5], np.array([[0.1, np.nan, 0.5], [0.0, 0.0, 0.02]]), width=0.01)
+    assert pts.get_offsets().shape == (5, 2)
+    line = success_curve(ax, [0.0, 0.5], [0, 3], [3, 3])
+    np.testing.assert_allclose(line.get_ydata(), [0.0, 1.0])
+    poly = ax.collections[-1].get_paths()[0].vertices
+    assert poly[:, 1].min() >= 0 and poly[:, 1].max() <= 1
+    with pytest.raises(ValueError, match="^values:"):
+        seed_dots(ax, [0.0], np.zeros((2, 3)))
+    plt.close(fig)
