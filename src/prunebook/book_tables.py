@@ -16,6 +16,15 @@ from prunebook.tables import TABLES, TableSpec, build, load, path, register
 __all__ = ["TABLES", "load", "build"]
 
 
+# ---- chapter 2 and 3 tables (declare with register(TableSpec(...))) ----
+
+
+# ---- chapter 4 tables ----
+
+
+# ---- chapter 5 and 6 tables ----
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m prunebook.book_tables", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
