@@ -1,0 +1,93 @@
+r"""The test margin split into its signal and noise parts, per class: finding 2 inside the good regime.
+
+On a fresh sample x = (y mu, xi) the output is f(x) = s_y + N(xi): the signal patch gives one
+number per label, s_y = (1/m) sum_{j, r} j sigma(y <w_{j,r} ⊙ m_{j,r}, mu>), and the noise patch
+gives N = (1/m) sum_{j, r} j sigma(<w_{j,r} ⊙ m_{j,r}, xi>), whose law does not depend on y (the
+noise is orthogonal to mu). So the margin of class +1 is s_+ + N and that of class -1 is -s_- - N,
+and a network makes no test mistake in a class as long as its noise part stays on the right side:
+
+    z_+ = (s_+ + E N) / sd N,    z_- = (-s_- - E N) / sd N
+
+are the class margins in units of the spread of the noise part; their minimum says how far the
+network is from its first test mistake even where the test error is exactly 0 on every sample.
+(The pooled mean / sd of y f over both classes mixes the two class means into the spread and says
+little.) N is drawn as in :mod:`prunebook.evaluate`: its 2m pre-activations are jointly Gaussian, so
+test noise is drawn in 2m dimensions, exactly in distribution.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from prunebook._checks import check_binary, check_finite, check_positive, check_positive_int, check_q, check_tensor
+from prunebook.activation import activation
+from prunebook.conventions import MIN_TEST_SIZE, class_signs
+from prunebook.seeds import generator
+
+__all__ = ["OutputParts", "output_parts"]
+
+
+class OutputParts(NamedTuple):
+    """Signal and noise parts of the output of a batch of networks, tensors of the batch shape [B]."""
+
+    signal_pos: torch.Tensor  #: s_+, the output on the signal patch of a class +1 sample
+    signal_neg: torch.Tensor  #: s_-, the output on the signal patch of a class -1 sample
+    noise_mean: torch.Tensor  #: E N, the mean output on a fresh noise patch
+    noise_std: torch.Tensor  #: sd N
+
+    @property
+    def z_pos(self) -> torch.Tensor:
+        """Class +1 margin in units of the noise part's spread, (s_+ + E N) / sd N."""
+        return (self.signal_pos + self.noise_mean) / self.noise_std
+
+    @property
+    def z_neg(self) -> torch.Tensor:
+        """Class -1 margin in units of the noise part's spread, (-s_- - E N) / sd N."""
+        return (-self.signal_neg - self.noise_mean) / self.noise_std
+
+    @property
+    def z(self) -> torch.Tensor:
+        """The worse class's margin in units of the noise part's spread: min(z_+, z_-)."""
+        return torch.minimum(self.z_pos, self.z_neg)
+
+
+def output_parts(W: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, *, q: float, sigma_p: float = 1.0,
+                 n_test: int = 20_000, seed: int = 0) -> OutputParts:
+    """Signal outputs s_+, s_- (exact) and the mean and spread of the noise part N (from ``n_test``
+    fresh noise patches drawn from ``seed``) of networks W, M [B, 2, m, d] with signals mu [B, d]."""
+    W = check_tensor("W", W, ndim=4)
+    B, two, m, d = W.shape
+    if two != 2:
+        raise ValueError(f"W: expected shape [B, 2, m, d], got {tuple(W.shape)}")
+    M = check_tensor("M", M)
+    if M.shape != W.shape:
+        raise ValueError(f"M: expected the shape of W, {tuple(W.shape)}, got {tuple(M.shape)}")
+    check_binary("M", M)
+    mu = check_tensor("mu", mu)
+    if mu.shape != (B, d):
+        raise ValueError(f"mu: expected shape {(B, d)}, got {tuple(mu.shape)}")
+    check_finite("W", W)
+    q = check_q(q)
+    sigma_p = check_positive("sigma_p", sigma_p)
+    n_test = check_positive_int("n_test", n_test)
+    if n_test < MIN_TEST_SIZE:
+        raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
+    A = (W * M).reshape(B, 2 * m, d).double()
+    mu = mu.double()
+    u = mu / mu.norm(dim=-1, keepdim=True)
+    Au = (A @ u[..., None])[..., 0]
+    cov = sigma_p**2 * (A @ A.mT - Au[:, :, None] * Au[:, None, :])
+    evals, evecs = torch.linalg.eigh(cov)
+    root = evecs * evals.clamp_min(0).sqrt()[:, None, :]
+    overlap = (A @ mu[..., None])[..., 0]
+    signs = class_signs(overlap).repeat_interleave(m)
+    s_pos = activation(overlap, q) @ signs / m
+    s_neg = activation(-overlap, q) @ signs / m
+    g = torch.randn(n_test, 2 * m, generator=generator(seed), dtype=torch.float64)
+    means, stds = torch.empty(B, dtype=torch.float64), torch.empty(B, dtype=torch.float64)
+    for b in range(B):
+        noise = activation(g @ root[b].T, q) @ signs / m
+        means[b], stds[b] = noise.mean(), noise.std()
+    return OutputParts(s_pos, s_neg, means, stds)
