@@ -24,9 +24,10 @@ import torch
 from prunebook._checks import check_binary, check_finite, check_positive, check_positive_int, check_q, check_tensor
 from prunebook.activation import activation
 from prunebook.conventions import MIN_TEST_SIZE, class_signs
+from prunebook.decomposition import decompose, reconstruct
 from prunebook.seeds import generator
 
-__all__ = ["OutputParts", "output_parts"]
+__all__ = ["OutputParts", "output_parts", "WeightParts", "weight_parts"]
 
 
 class OutputParts(NamedTuple):
@@ -91,3 +92,22 @@ def output_parts(W: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, *, q: float
         noise = activation(g @ root[b].T, q) @ signs / m
         means[b], stds[b] = noise.mean(), noise.std()
     return OutputParts(s_pos, s_neg, means, stds)
+
+
+class WeightParts(NamedTuple):
+    """The masked weights W ⊙ M split as in the signal-noise decomposition (each [..., 2, m, d])."""
+
+    initial: torch.Tensor  #: W0 ⊙ M, the initial weights the mask keeps
+    signal: torch.Tensor  #: gamma (mu ⊙ M) / ||mu ⊙ M||^2, the learned signal part
+    memorized: torch.Tensor  #: sum_i rho_i (xi_i ⊙ M) / ||xi_i ⊙ M||^2, the memorized noise
+
+
+def weight_parts(W: torch.Tensor, W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor) -> WeightParts:
+    """Split trained weights into the kept initial weights, the learned signal and the memorized noise
+    (exactly: the three parts add up to W ⊙ M; :func:`prunebook.decompose`). Pass each part to
+    :func:`output_parts` to see how much of the output's response to fresh noise each one carries."""
+    gamma, rho = decompose(W, W0, M, mu, xi)
+    zero = torch.zeros_like(W0)
+    signal = reconstruct(zero, M, mu, xi, gamma, torch.zeros_like(rho))
+    memorized = reconstruct(zero, M, mu, xi, torch.zeros_like(gamma), rho)
+    return WeightParts(W0 * M.to(W0.dtype), signal, memorized)
