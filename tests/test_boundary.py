@@ -103,3 +103,26 @@ def test_split_seeds_and_bad_input():
         boundary.success(pd.DataFrame({"test_error": [0.1]}), level=2)
     with pytest.raises(ValueError, match="X"):
         boundary.logistic_fit_multi(np.zeros((3, 1)) + np.nan, np.array([0, 1, 0]))
+
+
+def test_adjusting_for_a_covariate_recovers_the_slope_at_fixed_covariate():
+    # success depends on n, 1 - p and a count U that falls with p: sigmoid(4 (log n - 1.5 log(1-p) + log U - c))
+    rng = numpy_rng(5)
+    rows = []
+    for s in range(60):
+        for p in P_GRID:
+            U = max(1, int(rng.binomial(20, (1 - p) / 2)))
+            for n in N_GRID:
+                z = 4 * (np.log(n) - 1.5 * np.log(1 - p) + np.log(U) - np.log(300))
+                rows.append({"p": p, "n": n, "seed": s, "U": U, "test_error": 0.0 if rng.uniform() < 1 / (1 + np.exp(-z)) else 0.5})
+    df = pd.DataFrame(rows)
+    plain = boundary.scaling_fit(df)["slope"]
+    adjusted = boundary.scaling_fit(df, adjust=["U"])
+    assert adjusted["slope"] == pytest.approx(1.5, abs=0.15)
+    assert plain < 1.0  # U ~ 1 - p: leaving it out flattens the apparent slope (about 1.5 - 1 = 0.5)
+    w = adjusted["coefficients"]
+    assert w[3] / w[1] == pytest.approx(1.0, abs=0.15)
+    r = boundary.scaling_slope(df, adjust=["U"], n_boot=30)
+    assert r.lo <= r.estimate <= r.hi
+    with pytest.raises(ValueError, match="adjust"):
+        boundary.scaling_fit(df.assign(U=0), adjust=["U"])

@@ -163,14 +163,26 @@ def boundary_per_row(df: pd.DataFrame, *, by: str = "p", along: str = "n", level
     return pd.DataFrame(rows)
 
 
-def scaling_fit(df: pd.DataFrame, *, along: str = "n", level: float = SUCCESS_ERROR) -> dict:
+def _features(df: pd.DataFrame, along: str, adjust: Sequence[str]) -> np.ndarray:
+    cols = [np.log(df[along].to_numpy(float)), np.log1p(-df["p"].to_numpy(float))]
+    for col in adjust:
+        v = df[col].to_numpy(float)
+        if np.any(v <= 0):
+            raise ValueError(f"adjust: column {col!r} must be > 0 (it enters through its logarithm)")
+        cols.append(np.log(v))
+    return np.stack(cols, axis=1)
+
+
+def scaling_fit(df: pd.DataFrame, *, along: str = "n", adjust: Sequence[str] = (), level: float = SUCCESS_ERROR) -> dict:
     """One logistic fit of success on (log ``along``, log(1 - p)): the boundary line
     log ``along`` = slope * log(1 - p) + intercept, with slope = -b_p / b_n.
 
-    The book's heuristic n SNR_p^q = C gives slope q/2 for ``along`` = "n".
+    The book's heuristic n SNR_p^q = C gives slope q/2 for ``along`` = "n". ``adjust`` names columns
+    (> 0) whose logarithms enter as further covariates: the slope is then the boundary's dependence
+    on 1 - p at fixed values of those columns (e.g. the number of usable neurons).
     """
-    _require(df, along, "p", "test_error")
-    X = np.stack([np.log(df[along].to_numpy(float)), np.log1p(-df["p"].to_numpy(float))], axis=1)
+    _require(df, along, "p", "test_error", *adjust)
+    X = _features(df, along, adjust)
     win = success(df, level)
     if win.min() == win.max():
         raise ValueError("df: need both successes and failures to locate a boundary")
@@ -180,13 +192,13 @@ def scaling_fit(df: pd.DataFrame, *, along: str = "n", level: float = SUCCESS_ER
     return {"slope": float(-w[2] / w[1]), "intercept": float(-w[0] / w[1]), "coefficients": w}
 
 
-def scaling_slope(df: pd.DataFrame, *, along: str = "n", level: float = SUCCESS_ERROR, n_boot: int = 500,
-                  seed: int = 0, conf: float = LEVEL) -> BootstrapResult:
+def scaling_slope(df: pd.DataFrame, *, along: str = "n", adjust: Sequence[str] = (), level: float = SUCCESS_ERROR,
+                  n_boot: int = 500, seed: int = 0, conf: float = LEVEL) -> BootstrapResult:
     """The slope of :func:`scaling_fit` with a bootstrap over seeds (every network of a chosen seed)."""
-    _require(df, along, "p", "seed", "test_error")
+    _require(df, along, "p", "seed", "test_error", *adjust)
     seeds = df["seed"].to_numpy()
     at = _seed_rows(seeds)
-    X = np.stack([np.log(df[along].to_numpy(float)), np.log1p(-df["p"].to_numpy(float))], axis=1)
+    X = _features(df, along, adjust)
     win = success(df, level)
 
     def slope(chosen):
