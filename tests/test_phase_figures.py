@@ -8,18 +8,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from prunebook.phase_figures import cell_edges, pruning_axis, success_map  # noqa: E402
+from prunebook.phase_figures import cell_edges, pruning_axis, success_line, success_map  # noqa: E402
 
 
 def test_pruning_axis_spaces_decades_of_one_minus_p_equally():
     fig, ax = plt.subplots()
-    pruning_axis(ax)
-    ax.set_xlim(0, 0.99)
+    pruning_axis(ax, margin=0.0)
+    assert ax.get_xlim() == pytest.approx((0.0, 0.99))
     to_pixels = lambda p: ax.transData.transform((p, 0))[0]  # noqa: E731
     gaps = np.diff([to_pixels(p) for p in (0.0, 0.9, 0.99)])
     assert gaps[0] == pytest.approx(gaps[1], rel=1e-6)
     with pytest.raises(ValueError, match="which"):
         pruning_axis(ax, "z")
+    with pytest.raises(ValueError, match="ticks"):
+        pruning_axis(ax, ticks=[0.5, 1.0])
     plt.close(fig)
 
 
@@ -43,4 +45,15 @@ def test_success_map_marks_cells_with_unconverged_networks():
     assert ax.get_xscale() == "function" and ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="cells"):
         success_map(ax, cells.drop(columns="converged"))
+    plt.close(fig)
+
+
+def test_success_line_leaves_out_cells_without_converged_networks():
+    cells = pd.DataFrame({"p": [0.9, 0.0, 0.5], "successes": [0, 3, 2], "converged": [0, 4, 4]})
+    fig, ax = plt.subplots()
+    line = success_line(ax, cells)
+    np.testing.assert_allclose(line.get_xdata(), [0.0, 0.5])
+    np.testing.assert_allclose(line.get_ydata(), [0.75, 0.5])
+    with pytest.raises(ValueError, match="cells"):
+        success_line(ax, cells.drop(columns="successes"))
     plt.close(fig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["P_TICKS", "pruning_axis", "cell_edges", "success_map"]
+__all__ = ["P_TICKS", "pruning_axis", "cell_edges", "success_map", "success_line"]
 
 #: tick labels of a pruning-fraction axis on the log(1 - p) scale
 P_TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -19,13 +19,32 @@ def _inverse(x):
     return 1 - 10 ** (-np.asarray(x, float))
 
 
-def pruning_axis(ax, which: str = "x", ticks=P_TICKS) -> None:
-    """Put the pruning fraction on ``ax``'s ``which`` axis on a log(1 - p) scale (p = 0.9, 0.99 equally spaced)."""
+def pruning_axis(ax, which: str = "x", ticks=P_TICKS, *, margin: float = 0.03) -> None:
+    """Put the pruning fraction on ``ax``'s ``which`` axis on a log(1 - p) scale (p = 0.9, 0.99 equally
+    spaced), labelled at ``ticks`` and spanning them with ``margin`` (a fraction of the span) on each side."""
     if which not in ("x", "y"):
         raise ValueError(f"which: 'x' or 'y', got {which!r}")
+    ticks = sorted(float(t) for t in ticks)
+    if len(ticks) < 2 or ticks[0] < 0 or ticks[-1] >= 1:
+        raise ValueError(f"ticks: at least two pruning fractions in [0, 1), got {ticks!r}")
     set_scale = ax.set_xscale if which == "x" else ax.set_yscale
     set_scale("function", functions=(_forward, _inverse))
-    (ax.set_xticks if which == "x" else ax.set_yticks)(list(ticks), [f"{t:g}" for t in ticks])
+    (ax.set_xticks if which == "x" else ax.set_yticks)(ticks, [f"{t:g}" for t in ticks])
+    lo, hi = _forward(ticks[0]), _forward(ticks[-1])
+    pad = margin * (hi - lo)
+    (ax.set_xlim if which == "x" else ax.set_ylim)(float(_inverse(lo - pad)), float(_inverse(hi + pad)))
+
+
+def success_line(ax, cells: pd.DataFrame, x: str = "p", **kwargs):
+    """:func:`prunebook.plots.success_curve` of a :func:`prunebook.boundary.success_cells` frame (one
+    row per x), leaving out the cells where no network converged (they have no success fraction)."""
+    from prunebook.plots import success_curve
+
+    for col in (x, "successes", "converged"):
+        if col not in cells.columns:
+            raise ValueError(f"cells: missing column {col!r}")
+    ok = cells[cells["converged"] > 0].sort_values(x)
+    return success_curve(ax, ok[x].to_numpy(float), ok["successes"].to_numpy(), ok["converged"].to_numpy(), **kwargs)
 
 
 def cell_edges(values, *, kind: str) -> np.ndarray:
@@ -60,7 +79,7 @@ def success_map(ax, cells: pd.DataFrame, x: str = "p", y: str = "n", *, y_kind: 
             i, j = ix[getattr(row, x)], iy[getattr(row, y)]
             ax.add_patch(_hatch((xe[i], ye[j]), xe[i + 1] - xe[i], ye[j + 1] - ye[j]))
             ax.text(xs[i], ys[j], f"×{k}", ha="center", va="center", fontsize=7, color="white", fontweight="bold")
-    pruning_axis(ax, "x")
+    pruning_axis(ax, "x", ticks=[t for t in P_TICKS if xe[0] <= t <= xe[-1]] or xs)
     if y_kind == "log":
         ax.set_yscale("log")
         ax.set_yticks(list(ys), [f"{v:g}" for v in ys])
