@@ -77,3 +77,19 @@ def test_phase_pn_loads_with_its_declared_grid_and_recomputes():
     assert np.all(np.diff(np.log10(1 - np.array(PHASE_PN_P))) < 0)  # a log(1 - p) grid, p increasing
     rows = numpy_rng(4).choice(len(df), size=3, replace=False).tolist()
     recompute_and_compare(df, rows)
+
+
+@pytest.mark.parametrize("name", ["scaling_q3_d4000", "scaling_q4_d1000", "scaling_q4_d4000", "finding3",
+                                  "lr_ablation_lr1", "lr_ablation_lr0p1", "lr_ablation_lr0p01"])
+def test_chapter4_tables_load_complete_and_recompute(name):
+    from prunebook.book_tables import TABLES, load
+
+    spec = TABLES[name]
+    df = load(name)
+    cells = int(np.prod([len(v) for v in spec.axes.values()]))
+    assert len(df) == cells * len(spec.seeds)
+    for axis, values in spec.axes.items():
+        assert sorted(df[axis].unique()) == sorted(values), axis
+    assert df.converged.mean() > 0.98, "steps chosen so that almost every run converges"
+    rows = numpy_rng(4).choice(len(df), size=3, replace=False).tolist()
+    recompute_and_compare(df, rows)
