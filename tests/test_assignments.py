@@ -21,7 +21,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "90_fixture.ipynb"
 NOT_YET_CONVERTED = {
     "02_pruning_at_initialization",
     "03_gd_dynamics",
-    "04_phase_transition",
     "05_pruning_criteria",
     "06_real_data",
 }

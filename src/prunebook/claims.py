@@ -19,10 +19,13 @@ def glue(name: str, value, *, display: bool = False):
     """Make ``value`` available to the chapter's prose as ``{glue:text}`name```; returns the value.
 
     Uses MyST-NB when it is installed (the book build); elsewhere (Colab, a plain Jupyter) it does
-    nothing, and the Colab edition shows the values of the book's own run.
+    nothing, and the Colab edition shows the values of the book's own run. A NumPy scalar is glued
+    as the Python number it holds (its repr, ``np.float64(...)``, would not format as a number).
     """
     if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"name: letters, digits, '_' and '-' only, got {name!r}")
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - depends on the environment
