@@ -9,6 +9,7 @@ import prunebook as pb
 from prunebook.dynamics import (
     blowup_time,
     inner_products,
+    learned_noise_spread,
     reference_step,
     stage1_race,
     stage1_rates,
@@ -114,3 +115,23 @@ def test_stage1_race_ratio_does_not_depend_on_lr_and_needs_a_usable_neuron():
     assert math.isinf(batch.signal_time[1]) and batch.ratio[1].item() == 0
     with pytest.raises(ValueError, match="xi"):
         stage1_race(W0, M, ds.mu, ds.xi[:, :-1], ds.y, q=3)
+
+
+def test_learned_noise_spread_against_fresh_samples():
+    W0, M, ds = small_problem(n=12, d=150, m=3, p=0.6, seed=4, mu_norm=4.0, sigma_0=0.05)
+    res = pb.train(W0, M, ds.X, ds.y, q=3, lr=0.5, steps=80, engine="coefficients", record=("gamma", "rho"),
+                   record_every=80)
+    rho = res.rho[-1]
+    spread = learned_noise_spread(rho, M, ds.xi, sigma_p=1.5)
+    assert spread.shape == (2, 3) and float(spread.max()) > 0
+    fresh = pb.sample_data(20000, ds.mu, sigma_p=1.5, seed=99).xi  # [N, d]
+    learned = (res.W - W0) * M  # its noise part: sum_i rho_i xi_i ⊙ m / ||xi_i ⊙ m||^2, plus gamma on mu (orthogonal to xi)
+    empirical = torch.einsum("jrk,nk->njr", learned, fresh).std(dim=0)
+    torch.testing.assert_close(spread, empirical, rtol=0.03, atol=0)
+    # one coefficient alone: sigma_p |rho_i| / ||xi_i ⊙ m||
+    one = torch.zeros_like(rho)
+    one[0, 1, 4] = 2.0
+    want = 1.5 * 2.0 / (ds.xi[4] * M[0, 1]).norm()
+    torch.testing.assert_close(learned_noise_spread(one, M, ds.xi, sigma_p=1.5)[0, 1], want)
+    with pytest.raises(ValueError, match="rho"):
+        learned_noise_spread(rho[..., :-1], M, ds.xi)

@@ -50,7 +50,7 @@ from prunebook.train import train
 
 __all__ = [
     "Inner", "inner_products", "reference_step", "reference_run", "train_segments",
-    "Stage1", "stage1_rates", "blowup_time", "Race", "stage1_race",
+    "Stage1", "stage1_rates", "blowup_time", "Race", "stage1_race", "learned_noise_spread",
 ]
 
 
@@ -214,3 +214,24 @@ def stage1_race(W0, M, mu, xi, y, *, q: float, lr: float = 1.0) -> Race:
     noise_time = t_noise.flatten(-3, -2).amin(-2)  # [..., n]
     ratio = noise_time.median(dim=-1).values / signal_time
     return Race(signal_time, noise_time, ratio)
+
+
+def learned_noise_spread(rho, M, xi, *, sigma_p: float = 1.0):
+    """Standard deviation, over a fresh noise patch xi ~ N(0, sigma_p^2 (I - mu mu^T/||mu||^2)), of
+    the learned noise part of each neuron's pre-activation, sum_i rho_i <xi_i ⊙ m, xi ⊙ m> / ||xi_i ⊙ m||^2.
+
+    rho [..., 2, m, n], M [..., 2, m, d], xi [..., n, d] (the training noise, orthogonal to mu);
+    returns [..., 2, m]. One memorized coefficient rho_i alone contributes sigma_p |rho_i| / ||xi_i ⊙ m||,
+    about |rho_i| / sqrt((1 - p) d): per coefficient, pruning makes the fluctuation larger.
+    """
+    check_positive("sigma_p", sigma_p)
+    check_tensor("rho", rho, ndim_min=3)
+    check_tensor("xi", xi, ndim_min=2)
+    if rho.shape[-1] != xi.shape[-2] or M.shape[-1] != xi.shape[-1] or rho.shape[-3:-1] != M.shape[-3:-1]:
+        raise ValueError(f"rho: shapes do not match: rho {tuple(rho.shape)}, M {tuple(M.shape)}, xi {tuple(xi.shape)}")
+    Mf, xi = M.to(rho.dtype), xi.to(rho.dtype)
+    sq = torch.einsum("...jrk,...ik->...jri", Mf, xi**2)  # ||xi_i ⊙ m||^2
+    c = torch.where(sq > 0, rho / sq.where(sq > 0, torch.ones_like(sq)), torch.zeros_like(rho))
+    v = torch.einsum("...jri,...ik->...jrk", c, xi) * Mf  # sum_i c_i xi_i ⊙ m
+    # the fresh noise is isotropic on mu's complement and v is orthogonal to mu: Var = sigma_p^2 ||v||^2
+    return sigma_p * v.norm(dim=-1)
