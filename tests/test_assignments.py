@@ -20,7 +20,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "90_fixture.ipynb"
 # a chapter listed here that already follows it.
 NOT_YET_CONVERTED = {
     "02_pruning_at_initialization",
-    "03_gd_dynamics",
     "04_phase_transition",
     "05_pruning_criteria",
     "06_real_data",
