@@ -1,4 +1,4 @@
-r"""The masked two-layer network of the book (DESIGN section 2).
+r"""The masked two-layer network of the book (chapter 2 of the book defines it).
 
 .. math::
 
