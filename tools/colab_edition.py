@@ -24,7 +24,8 @@ Any directive or role this script does not know stops it with an error naming th
 cell, so new MyST cannot leak into the edition as raw text.
 """
 
-from __future__ import annotations
+# (no `from __future__ import annotations`: tests import this file without registering it in sys.modules,
+#  which dataclasses with string annotations would need)
 
 import argparse
 import copy
@@ -52,7 +53,7 @@ NUMFIG_FORMAT = {"figure": "Fig. %s", "table": "Table %s", "code-block": "Listin
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).resolve().parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -112,7 +113,7 @@ def load_book(root: pathlib.Path = ROOT) -> Book:
 
     config = yaml.safe_load((root / "_config.yml").read_text())
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    repo_url, version = _load("notebooks").release()
+    repo_url, version = _load("notebooks").release(root)
     numfig = {**NUMFIG_FORMAT, **((config.get("sphinx") or {}).get("config") or {}).get("numfig_format", {})}
     numbers = chapter_numbers(toc)
     chapters = [d for d in numbers if (root / f"{d}.ipynb").exists()]
