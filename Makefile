@@ -8,12 +8,13 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser book test assignments clean
+.PHONY: help install browser book colab test assignments clean
 
 help:
 	@echo "make book         - set up .venv, execute every chapter and build _build/html (strict)"
 	@echo "make test         - set up .venv and run the whole test suite (includes the strict book build)"
 	@echo "make assignments  - write student and solution copies to _build/assignments"
+	@echo "make colab        - write the Colab edition of every chapter to _build/colab/chapters"
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,10 @@ browser:
 
 book: $(STAMP)
 	$(BIN)/python tools/build_book.py
+
+# plain-Markdown notebooks for Colab/JupyterLab; {glue} values from _build/jupyter_execute after `make book`
+colab: $(STAMP)
+	$(BIN)/python tools/colab_edition.py
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest

@@ -46,15 +46,16 @@ def tiny_book(root: pathlib.Path, chapters: dict) -> pathlib.Path:
         {"caption": "B", "numbered": True, "chapters": [{"file": f"chapters/{n}"} for n in names[1:]]}]}
     (root / "_toc.yml").write_text(json.dumps(toc))
     for name, cells in chapters.items():
-        nb = {"cells": [INSTALL, *cells], "nbformat": 4, "nbformat_minor": 5,
+        cells = [{**c, "id": f"cell-{i}"} for i, c in enumerate([INSTALL, *cells])]
+        nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
               "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
         (root / "chapters" / f"{name}.ipynb").write_text(json.dumps(nb))
     return root
 
 
-def render(root, executed=None):
+def render(root):
     out = root / "_build" / "colab"
-    ce.write(out, root, executed or root / "_build" / "jupyter_execute")
+    ce.write(out, root)
     return {p.stem: json.loads(p.read_text()) for p in sorted((out / "chapters").glob("*.ipynb"))}
 
 
@@ -202,20 +203,26 @@ def test_cells_install_first_dropped_tags_and_no_outputs(book):
     assert "mystnb" not in json.dumps(one)
 
 
-def test_glue_values_come_from_a_matching_executed_copy(book, tmp_path):
-    executed = tmp_path / "executed"
-    (executed / "chapters").mkdir(parents=True)
-    nb = json.loads((book / "chapters" / "01_one.ipynb").read_text())
-    glue_cell = next(c for c in nb["cells"] if "glue(" in "".join(c["source"]))
-    glue_cell["outputs"] = [{"output_type": "display_data", "data": {"text/plain": "0.123456"},
+def test_glue_values_come_from_the_books_execution_of_the_same_code(book, tmp_path):
+    from jupyter_cache import get_cache
+
+    assert "value *(`best`, computed in a cell below)*" in markdown(render(book)["01_one"]), "no execution yet"
+    source = book / "chapters" / "01_one.ipynb"
+    nb = json.loads(source.read_text())
+    for k, c in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        c["execution_count"] = k + 1
+        if "glue(" in c["source"]:
+            c["outputs"] = [{"output_type": "display_data", "data": {"text/plain": "0.123456"},
                              "metadata": {"scrapbook": {"name": "best", "mime_prefix": ""}}}]
-    (executed / "chapters" / "01_one.ipynb").write_text(json.dumps(nb))
-    assert "value 0.12;" in markdown(render(book, executed)["01_one"]) or "value 0.12." in markdown(
-        render(book, executed)["01_one"])
-    # a stale executed copy (other code) is not used
-    glue_cell["source"] = "glue('best', 0.5)"
-    (executed / "chapters" / "01_one.ipynb").write_text(json.dumps(nb))
-    assert "computed in a cell below" in markdown(render(book, executed)["01_one"])
+    executed = tmp_path / "executed.ipynb"
+    executed.write_text(json.dumps(nb))
+    get_cache(book / "_build" / ".jupyter_cache").cache_notebook_file(executed, check_validity=False)
+    assert "value 0.12." in markdown(render(book)["01_one"])
+    # once the chapter's code changes, that execution is no longer its own
+    nb = json.loads(source.read_text())
+    next(c for c in nb["cells"] if "glue(" in "".join(c["source"]))["source"] = "glue('best', 0.5)"
+    source.write_text(json.dumps(nb))
+    assert "value *(`best`, computed in a cell below)*" in markdown(render(book)["01_one"])
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -245,7 +252,7 @@ def test_the_command_line_reports_errors(tmp_path, capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def edition(tmp_path_factory):
     out = tmp_path_factory.mktemp("edition")
-    paths = ce.write(out, ROOT, out / "no-executed-copies")
+    paths = ce.write(out, ROOT)
     return {p.stem: json.loads(p.read_text()) for p in paths}
 
 

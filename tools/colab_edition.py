@@ -1,6 +1,6 @@
 """The Colab edition: every chapter as a notebook that renders outside the book.
 
-    python tools/colab_edition.py [--out DIR] [--executed DIR]     (make colab)
+    python tools/colab_edition.py [--out DIR]     (make colab)
 
 Colab, JupyterLab and GitHub render plain Markdown and MathJax, not MyST. This script reads each
 chapter notebook listed in ``_toc.yml`` and writes ``_build/colab/chapters/<chapter>.ipynb`` with the
@@ -15,8 +15,8 @@ MyST flattened to plain Markdown, numbered exactly as the book numbers it:
   the works cited since the previous one;
 - figures of code cells (MyST-NB ``mystnb.figure`` metadata) get their number and caption in a
   Markdown cell after the cell;
-- ``{glue}`` roles take their value from an executed copy of the chapter when one with the same code
-  exists (``_build/jupyter_execute`` after ``make book``), else a short placeholder;
+- ``{glue}`` roles take their value from the book's last execution of the chapter's current code
+  (the execution cache of ``make book``), else a short placeholder naming the cell that computes it;
 - cells tagged ``remove-cell``, ``remove-input`` or ``hidden-check`` are dropped; the install cell
   stays first.
 
@@ -41,7 +41,6 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "colab"
-EXECUTED = ROOT / "_build" / "jupyter_execute"
 DROP_TAGS = {"remove-cell", "remove-input", "hidden-check"}
 PROOF_TYPES = ("axiom", "theorem", "lemma", "algorithm", "definition", "remark", "conjecture", "corollary",
                "criterion", "example", "property", "observation", "proposition", "assumption", "notation")
@@ -551,19 +550,10 @@ def _unquote(text: str):
 # chapters
 
 
-def executed_glue(path: pathlib.Path, nb: dict) -> dict:
-    """Glue values of an executed copy whose code cells are those of ``nb`` (else none: stale)."""
-    if not path.exists():
-        return {}
-    executed = json.loads(path.read_text())
-
-    def code(book):
-        return ["".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code"]
-
-    if code(executed) != code(nb):
-        return {}
+def executed_glue(executed: dict | None) -> dict:
+    """The values glued (MyST-NB ``glue``) in an executed notebook: name -> mime bundle."""
     values = {}
-    for cell in executed["cells"]:
+    for cell in (executed or {}).get("cells", []):
         for out in cell.get("outputs", []):
             meta = out.get("metadata", {}).get("scrapbook")
             if meta:
@@ -596,9 +586,10 @@ def banner(book: Book, doc: str) -> dict:
                        f"(`prunebook=={book.version}`).*"]}
 
 
-def edition(book: Book, doc: str, targets: dict, executed: pathlib.Path = EXECUTED) -> dict:
-    nb = json.loads((book.root / f"{doc}.ipynb").read_text())
-    glue = executed_glue(executed / f"{doc}.ipynb", nb)
+def edition(book: Book, doc: str, targets: dict) -> dict:
+    path = book.root / f"{doc}.ipynb"
+    nb = json.loads(path.read_text())
+    glue = executed_glue(_load("notebooks").executed(path, book.root))
     cells, out = nb["cells"], []
     flat = None
     for i, cell in enumerate(cells):
@@ -652,12 +643,12 @@ def raw_myst(nb: dict) -> list[str]:
     return found
 
 
-def write(out: pathlib.Path = OUT, root: pathlib.Path = ROOT, executed: pathlib.Path = EXECUTED) -> list[pathlib.Path]:
+def write(out: pathlib.Path = OUT, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     book = load_book(root)
     targets = collect(book)
     written = []
     for doc in book.chapters:
-        nb = edition(book, doc, targets, executed)
+        nb = edition(book, doc, targets)
         path = out / f"{doc}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
@@ -668,11 +659,9 @@ def write(out: pathlib.Path = OUT, root: pathlib.Path = ROOT, executed: pathlib.
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=pathlib.Path, default=OUT, help="output folder (default _build/colab)")
-    ap.add_argument("--executed", type=pathlib.Path, default=EXECUTED,
-                    help="executed chapters for {glue} values (default _build/jupyter_execute)")
     args = ap.parse_args(argv)
     try:
-        paths = write(args.out, ROOT, args.executed)
+        paths = write(args.out, ROOT)
     except EditionError as e:
         print(f"colab edition: {e}", file=sys.stderr)
         return 1

@@ -87,6 +87,27 @@ def toc_notebooks() -> list[pathlib.Path]:
     return [ROOT / (f + ".ipynb") for f in files if (ROOT / (f + ".ipynb")).exists()]
 
 
+def executed(path: pathlib.Path, root: pathlib.Path = ROOT) -> dict | None:
+    """The chapter at ``path`` with the outputs of its last execution by the book build, or None.
+
+    Read from the book's execution cache (jupyter-cache, ``execute.cache`` in _config.yml), which
+    keys each entry on the notebook's code, so the outputs always belong to this code. (MyST-NB's
+    own copy in ``_build/jupyter_execute`` is written without outputs when they came from the cache.)
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+
+    config = yaml.safe_load((root / "_config.yml").read_text()).get("execute") or {}
+    cache = root / config.get("cache", "_build/.jupyter_cache")
+    if not cache.is_dir():
+        return None
+    try:
+        _, merged = get_cache(cache).merge_match_into_notebook(nbformat.read(path, as_version=4))
+    except KeyError:  # no execution of this code in the cache
+        return None
+    return json.loads(nbformat.writes(merged))
+
+
 def _source(cell) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
