@@ -1,29 +1,37 @@
 # The two commands of the README, and the course-assignment copies. Each does all the set-up on a
-# fresh machine: a virtual environment in .venv, the CPU build of torch first, then the package
-# with its extras; `make test` also installs headless Chromium for the browser test when missing.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-TORCH  := torch==2.13.0
-STAMP  := $(VENV)/.installed
-SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# fresh machine: a virtual environment in .venv, torch first (PyTorch's CPU wheel index asked
+# first, then the default index: tools/install_torch.py), then the package with its extras under
+# constraints.txt; `make test` also installs headless Chromium for the browser test when missing.
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+TORCH       := torch==2.13.0
+TORCH_INDEX := https://download.pytorch.org/whl/cpu
+CONSTRAINTS := constraints.txt
+STAMP       := $(VENV)/.installed
+TORCH_SRC   := $(VENV)/torch-source.txt
+LOCK_VENV   := $(or $(TMPDIR),/tmp)/prunebook-constraints-venv
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser book colab test assignments clean
+.PHONY: help install browser book colab test assignments dist constraints clean
 
 help:
 	@echo "make book         - set up .venv, execute every chapter and build _build/html (strict)"
 	@echo "make test         - set up .venv and run the whole test suite (includes the strict book build)"
 	@echo "make assignments  - write student and solution copies to _build/assignments"
 	@echo "make colab        - write the Colab edition of every chapter to _build/colab/chapters"
+	@echo "make dist         - build the sdist and wheel into dist/ and check them (twine check --strict)"
+	@echo "make constraints  - re-resolve the toolchain in a fresh venv and rewrite $(CONSTRAINTS)"
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(CONSTRAINTS) tools/install_torch.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+	$(BIN)/python tools/install_torch.py $(TORCH) --index $(TORCH_INDEX) --record $(TORCH_SRC)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[book,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
+	@echo "torch: $$(cat $(TORCH_SRC) 2>/dev/null || echo 'source not recorded (installed before tools/install_torch.py)')"
 
 # Debian's chromium and chromium-driver (or an already installed Chrome and chromedriver)
 browser:
@@ -33,18 +41,33 @@ browser:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-book: $(STAMP)
+book: install
 	$(BIN)/python tools/build_book.py
 
-# plain-Markdown notebooks for Colab/JupyterLab; {glue} values from _build/jupyter_execute after `make book`
-colab: $(STAMP)
+# plain-Markdown notebooks for Colab/JupyterLab; {glue} values from the execution cache of `make book`
+colab: install
 	$(BIN)/python tools/colab_edition.py
 
-test: $(STAMP) browser
+test: install browser
 	$(BIN)/python -m pytest
 
-assignments: $(STAMP)
+assignments: install
 	$(BIN)/python tools/assignments.py --out _build/assignments
 
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
+
+# A fresh venv, torch as above, the extras resolved anew (no constraints), then frozen.
+constraints:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python tools/install_torch.py $(TORCH) --index $(TORCH_INDEX)
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[book,test]'
+	$(LOCK_VENV)/bin/python tools/constraints.py freeze --out $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
+
 clean:
-	rm -rf _build chapters/sweep-cache
+	rm -rf _build dist chapters/sweep-cache

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 import prunebook as pb
-from prunebook.dynamics import basis_width
+from prunebook.engine_coefficients import basis_width
 from prunebook.experiment import Setting, build_batch
-from prunebook.network import activation
+from prunebook.activation import activation
 
 
 def sync(device):

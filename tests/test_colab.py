@@ -47,7 +47,7 @@ def colab_like(tmp_path_factory):
     wheels = base / "wheels"
     source = base / "source"  # a clean copy: no build/ or egg-info from the checkout can leak into the wheel
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):  # LICENSE: pyproject's license-files
         shutil.copy(ROOT / name, source / name)
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)])
     wheel = next(wheels.glob("prunebook-*.whl"))

@@ -7,6 +7,9 @@ import yaml
 from packaging.requirements import Requirement
 
 
+CONDA_NAMES = {"build": "python-build"}  # PyPI name -> conda-forge name, where they differ
+
+
 def _pyproject(root):
     return tomllib.loads((root / "pyproject.toml").read_text())
 
@@ -26,21 +29,30 @@ def test_environment_yml_matches_pyproject(root):
             name = re.split(r"[<>=! ]", dep, maxsplit=1)[0]
             conda[name.lower()] = dep
     for req in wanted:
-        assert req.name.lower() in conda, f"environment.yml lacks {req.name}"
-        env_req = Requirement(conda[req.name.lower()].replace("python=", "python=="))
+        name = CONDA_NAMES.get(req.name.lower(), req.name.lower())
+        assert name in conda, f"environment.yml lacks {name}"
+        env_req = Requirement(conda[name].replace("python=", "python=="))
         assert env_req.specifier == req.specifier, f"{req.name}: {env_req.specifier} vs pyproject {req.specifier}"
-    assert set(conda) - {r.name.lower() for r in wanted} == {"python", "pip"}
+    assert set(conda) - {CONDA_NAMES.get(r.name.lower(), r.name.lower()) for r in wanted} == {"python", "pip"}
     assert "-e ." in pip
     torch_pin = next(p for p in pip if p.startswith("torch"))
-    assert torch_pin.split("#")[0].strip() == _makefile_torch(root)
+    assert torch_pin.split("#")[0].strip() == _makefile_var(root, "TORCH")
 
 
-def _makefile_torch(root):
-    return re.search(r"^TORCH\s*:=\s*(\S+)", (root / "Makefile").read_text(), re.M).group(1)
+def test_environment_yml_asks_the_makefiles_cpu_index(root):
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    index = _makefile_var(root, "TORCH_INDEX")
+    assert index == "https://download.pytorch.org/whl/cpu"
+    assert f"--extra-index-url {index}" in pip, "conda users must get the CPU build where the index is reachable"
+
+
+def _makefile_var(root, name):
+    return re.search(rf"^{name}\s*:=\s*(\S+)", (root / "Makefile").read_text(), re.M).group(1)
 
 
 def test_torch_pin_is_admitted_by_the_package(root):
-    pin = _makefile_torch(root)
+    pin = _makefile_var(root, "TORCH")
     version = pin.split("==")[1]
     torch_req = next(Requirement(r) for r in _pyproject(root)["project"]["dependencies"] if r.startswith("torch"))
     assert torch_req.specifier.contains(version), f"pyproject's {torch_req} must admit {version}"

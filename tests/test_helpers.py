@@ -11,29 +11,21 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from prunebook import criteria as cr  # noqa: E402
-from prunebook.experiment import Setting, build_batch, run, stream_seed  # noqa: E402
+from prunebook.experiment import Setting, build_batch, run  # noqa: E402
 from prunebook.params import check_parameters  # noqa: E402
 from prunebook.plots import band  # noqa: E402
 from prunebook.realdata import digits_binary  # noqa: E402
-from prunebook.stats import binomial_ci, mean_ci  # noqa: E402
+from prunebook.seeds import stream_seed  # noqa: E402
+from prunebook.stats import mean_ci, wilson_interval  # noqa: E402
 
 
-def test_mean_ci_uses_student_t():
-    mean, lo, hi = mean_ci(np.array([1.0, 2.0, 3.0]))
-    assert mean == 2.0
-    assert hi - mean == pytest.approx(4.303 / math.sqrt(3), rel=1e-4)  # t_{0.975, 2} = 4.303
-    m2, lo2, hi2 = mean_ci(np.array([[1.0, 5.0], [3.0, 5.0]]), axis=0)
-    np.testing.assert_allclose(m2, [2.0, 5.0])
-    assert lo2[1] == hi2[1] == 5.0  # no spread, no width
-
-
-def test_binomial_ci_is_wilson():
-    lo, hi = binomial_ci(0, 10)
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(0, 10)
     assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(0.2775, abs=1e-4)
-    lo, hi = binomial_ci(50, 100)
+    lo, hi = wilson_interval(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
     with pytest.raises(ValueError, match="trials"):
-        binomial_ci(11, 10)
+        wilson_interval(11, 10)
 
 
 @pytest.mark.parametrize(
@@ -107,3 +99,46 @@ def test_batch_masks_one_per_network():
     torch.testing.assert_close(R[0], cr.criterion_mask("random", W0[0], 0.5, seed=stream_seed(0, "mask")))
     with pytest.raises(ValueError, match="^ps:"):
         cr.batch_masks("snip", W0, data.X, data.y, ps[:1], seeds[:1])
+
+
+def test_mean_ci_covers_the_mean_at_its_level():
+    """Coverage, not a table lookup: 2000 normal samples of size 4 (t with 3 df), 95% nominal."""
+    from prunebook.seeds import numpy_rng
+
+    rng = numpy_rng(1)
+    samples = rng.normal(3.0, 2.0, size=(4, 2000))
+    _, lo, hi = mean_ci(samples, axis=0)
+    covered = ((lo < 3.0) & (3.0 < hi)).mean()
+    assert abs(covered - 0.95) < 4 * math.sqrt(0.95 * 0.05 / 2000), covered
+    z_lo, z_hi = mean_ci(samples, axis=0, level=0.5)[1:]
+    assert np.all(z_hi - z_lo < hi - lo)
+    with pytest.raises(ValueError, match="^samples:"):
+        mean_ci(np.array([1.0]))
+
+
+def test_wilson_interval_stays_in_range_and_covers():
+    from prunebook.seeds import numpy_rng
+
+    k = np.arange(0, 11)
+    lo, hi = wilson_interval(k, 10)
+    assert np.all((0 <= lo) & (lo <= k / 10) & (k / 10 <= hi) & (hi <= 1))
+    draws = numpy_rng(2).binomial(30, 0.2, size=4000)
+    lo, hi = wilson_interval(draws, 30)
+    assert 0.93 < ((lo < 0.2) & (0.2 < hi)).mean() < 0.975
+
+
+def test_bootstrap_over_seeds_and_paired_tests():
+    from prunebook import stats
+
+    values = {s: float(s) for s in range(20)}
+    res = stats.bootstrap_seeds(list(values), lambda chosen: np.mean([values[s] for s in chosen]), n_boot=500)
+    assert res.estimate == pytest.approx(9.5) and res.lo < 9.5 < res.hi and res.degenerate == 0
+    nan_half = stats.bootstrap_seeds([0, 1], lambda chosen: np.nan if len(set(chosen)) == 1 else 1.0, n_boot=400)
+    assert 100 < nan_half.degenerate < 300 and nan_half.lo == nan_half.hi == 1.0
+    with pytest.raises(ValueError, match="^seeds:"):
+        stats.bootstrap_seeds([1, 1], np.mean)
+    t = stats.mcnemar([True] * 10 + [False] * 5, [False] * 10 + [False] * 5)
+    assert (t.a_better, t.b_better) == (10, 0) and t.p_value == pytest.approx(2 * 0.5**10)
+    assert stats.mcnemar([True, False], [True, False]).p_value == 1.0
+    s = stats.sign_test([1.0, 2.0, -0.5, 0.0, 3.0])
+    assert (s.a_better, s.b_better, s.n_pairs) == (3, 1, 5) and s.p_value == pytest.approx(0.625)

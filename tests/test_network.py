@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 
 import prunebook as pb
-from prunebook.network import activation
+from prunebook.activation import activation
 
 from conftest import small_problem
 

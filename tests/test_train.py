@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import prunebook as pb
-from prunebook.network import activation
+from prunebook.activation import activation
 
 from conftest import small_problem
 
@@ -101,3 +101,33 @@ def test_divergence_is_reported_and_frozen():
     assert torch.isfinite(res.W).all(), "a diverged network keeps its last finite iterate"
     with pytest.raises(pb.TrainingDiverged):
         pb.train(W0, M, X, y, q=4, lr=1e6, steps=30, on_divergence="raise")
+
+
+def test_weights_engine_freezes_at_its_last_finite_iterate(monkeypatch):
+    """Like the coefficient engine: checked every few steps with an exact replay, the diverging
+    network keeps the iterate of a run that stops just before the first non-finite step."""
+    from prunebook import guard
+
+    W0, M, ds = small_problem(n=8, d=15, m=4, p=0.4, sigma_0=0.5, seed=5)
+    W0b = torch.stack([W0, W0 * 40])
+    kw = dict(q=3, lr=3.0, record=("loss",), record_every=2, on_divergence="warn", engine="weights")
+    with pytest.warns(RuntimeWarning, match="1 of 2 networks diverged"):
+        full = pb.train(W0b, M, ds.X, ds.y, steps=30, **kw)
+    assert full.diverged.tolist() == [False, True] and torch.isfinite(full.W).all()
+    flagged = []
+    import warnings
+
+    for k in range(1, 31):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            flagged.append(bool(pb.train(W0b[1], M, ds.X, ds.y, steps=k, **kw).diverged))
+    first = flagged.index(True) + 1
+    assert 1 < first < 30, "the divergence must happen mid-run"
+    last_finite = pb.train(W0b[1], M, ds.X, ds.y, steps=first - 1, **kw)
+    for every in (1, 3, 50):
+        monkeypatch.setattr(guard, "CHECK_EVERY", every)
+        with pytest.warns(RuntimeWarning):
+            res = pb.train(W0b, M, ds.X, ds.y, steps=30, **kw)
+        assert torch.equal(res.W[1], last_finite.W), every
+        assert torch.equal(res.W, full.W), every
+        torch.testing.assert_close(res.loss, full.loss, rtol=0, atol=0, equal_nan=True)

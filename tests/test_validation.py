@@ -73,12 +73,12 @@ def test_bad_training_settings(prob, kw, arg):
 def test_validation_happens_before_work(prob, monkeypatch):
     import importlib
 
-    tr = importlib.import_module("prunebook.train")
+    tr = importlib.import_module("prunebook.engine_weights")
 
     def boom(*a, **k):
         raise AssertionError("training started before validation")
 
-    monkeypatch.setattr(tr, "_train_weights", boom)
+    monkeypatch.setattr(tr, "run", boom)
     with pytest.raises(ValueError, match="^lr:"):
         _train(*prob, lr=-1)
 

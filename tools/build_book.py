@@ -14,7 +14,6 @@ errors) and, on failure, prints the execution reports.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pathlib
 import shutil
 import subprocess
@@ -26,12 +25,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def fingerprint(src: pathlib.Path, extra: list[pathlib.Path]) -> str:
-    h = hashlib.sha256()
-    files = sorted(p for p in src.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for p in files + [e for e in extra if e.exists()]:
-        h.update(str(p.relative_to(src.parent) if p.is_relative_to(src.parent) else p.name).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
+    """The fingerprint of every file under ``src`` and of ``extra`` (see :mod:`prunebook.provenance`)."""
+    from prunebook.provenance import fingerprint as files_fingerprint
+
+    files = [p for p in src.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return files_fingerprint(files + [e for e in extra if e.exists()], relative_to=src.parent)
 
 
 def cache_dir(root: pathlib.Path) -> pathlib.Path:

@@ -1,17 +1,26 @@
 """prunebook: the helper package of the executable book on pruning before training.
 
-The core API (DESIGN section 4) is re-exported here::
+The core API (stable: chapters, assignments and outside checks call it) is re-exported here::
 
-    from prunebook import forward, gradient, train, decompose, random_mask
+    from prunebook import forward, gradient, train, decompose, random_mask, usable_neurons
 """
 
 from prunebook._version import __version__
 from prunebook.data import Dataset, sample_data, signal_vector, stack_datasets
-from prunebook.dynamics import decompose, reconstruct
+from prunebook.decomposition import decompose, reconstruct
 from prunebook.evaluate import test_error
 from prunebook.network import classification_error, forward, gradient, init_weights, loss
-from prunebook.pruning import kept_dimensions, neuron_snr, random_mask, signal_carrying, signal_neuron_counts
-from prunebook.train import TrainingDiverged, TrainResult, train
+from prunebook.pruning import (
+    kept_dimensions,
+    neuron_snr,
+    random_mask,
+    signal_carrying,
+    signal_neuron_counts,
+    usable,
+    usable_neurons,
+)
+from prunebook.result import TrainingDiverged, TrainResult
+from prunebook.train import train
 
 __all__ = [
     "__version__",
@@ -35,4 +44,6 @@ __all__ = [
     "stack_datasets",
     "test_error",
     "train",
+    "usable",
+    "usable_neurons",
 ]

@@ -7,8 +7,10 @@ Every public function checks its arguments *before* doing any work and raises a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -21,7 +23,10 @@ __all__ = [
     "check_positive",
     "check_nonneg_int",
     "check_positive_int",
-    "resolve_generator",
+    "check_fractions",
+    "check_one_of",
+    "check_parameter",
+    "PARAMETER_KINDS",
 ]
 
 
@@ -87,19 +92,54 @@ def check_positive_int(name: str, x: object) -> int:
     return int(x)
 
 
-def resolve_generator(
-    generator: torch.Generator | None, seed: int | None, *, device: torch.device | str | None = None
-) -> torch.Generator:
-    """Return a generator from exactly one of ``generator`` or ``seed``."""
-    if generator is not None and seed is not None:
-        raise ValueError("seed: give either seed or generator, not both")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
-        return generator
-    if seed is None:
-        raise ValueError("seed: every random draw needs a seed or a torch.Generator")
-    seed = check_nonneg_int("seed", seed)
-    g = torch.Generator(device=device or "cpu")
-    g.manual_seed(seed)
-    return g
+def check_fractions(name: str, p: object) -> np.ndarray:
+    """Pruning fractions (a number or an array of them), each in [0, 1), as a float array."""
+    try:
+        arr = np.asarray(p, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected numbers in [0, 1), got {p!r}") from exc
+    if not np.all((arr >= 0) & (arr < 1)):
+        raise ValueError(f"{name}: every pruning fraction must lie in [0, 1), got {p!r}")
+    return arr
+
+
+def check_one_of(name: str, value: object, choices: Iterable) -> object:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {choices}, got {value!r}")
+    return value
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, Integral) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _non_empty_list_of(test):
+    return lambda x: isinstance(x, (list, tuple)) and len(x) > 0 and all(test(v) for v in x)
+
+
+#: The kinds of a chapter's papermill parameters: (predicate, what a valid value is).
+PARAMETER_KINDS = {
+    "bool": (lambda x: isinstance(x, bool), "True or False"),
+    "seed": (lambda x: _is_int(x) and x >= 0, "an integer >= 0"),
+    "count": (lambda x: _is_int(x) and x >= 1, "an integer >= 1"),
+    "positive": (lambda x: _is_real(x) and x > 0, "a finite number > 0"),
+    "power": (lambda x: _is_real(x) and x >= 1, "a number >= 1"),
+    "fraction": (lambda x: _is_real(x) and 0 <= x < 1, "a number in [0, 1)"),
+    "fractions": (_non_empty_list_of(lambda v: _is_real(v) and 0 <= v < 1), "a non-empty list of numbers in [0, 1)"),
+    "counts": (_non_empty_list_of(lambda v: _is_int(v) and v >= 1), "a non-empty list of integers >= 1"),
+    "positives": (_non_empty_list_of(lambda v: _is_real(v) and v > 0), "a non-empty list of numbers > 0"),
+}
+
+
+def check_parameter(name: str, value: object, kind: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is of ``kind`` (a key of PARAMETER_KINDS)."""
+    if kind not in PARAMETER_KINDS:
+        raise ValueError(f"{name}: unknown parameter kind {kind!r}; choose from {sorted(PARAMETER_KINDS)}")
+    ok, what = PARAMETER_KINDS[kind]
+    if not ok(value):
+        raise ValueError(f"{name}: must be {what}, got {value!r}")

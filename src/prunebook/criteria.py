@@ -23,7 +23,9 @@ from __future__ import annotations
 import torch
 
 from prunebook._checks import check_fraction, check_positive_int, check_q, check_tensor
-from prunebook.network import _output, _preactivations, _softplus_loss
+from prunebook.activation import activation
+from prunebook.network import mean_logistic_loss, output_from_preactivations, preactivations
+from prunebook.seeds import generator, stream_seed
 
 __all__ = [
     "CRITERIA", "magnitude_scores", "snip_scores", "grasp_scores", "synflow_scores", "mask_from_scores", "criterion_mask",
@@ -33,8 +35,9 @@ __all__ = [
 CRITERIA = ("random", "magnitude", "snip", "grasp", "synflow")
 
 
-def _loss(W, X, y, q):
-    return _softplus_loss(y.to(W.dtype) * _output(_preactivations(W, X), q)).sum()
+def _summed_loss(W, X, y, q):
+    """The training loss of the unpruned network (summed over a batch of networks), for autograd."""
+    return mean_logistic_loss(y.to(W.dtype) * output_from_preactivations(preactivations(W, X), q)).sum()
 
 
 def magnitude_scores(W: torch.Tensor) -> torch.Tensor:
@@ -46,7 +49,7 @@ def snip_scores(W: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3)
     """|g ⊙ w| with g = dL/dW of the dense network on (X, y)."""
     q = check_q(q)
     Wg = W.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(_loss(Wg, X, y, q), Wg)
+    (g,) = torch.autograd.grad(_summed_loss(Wg, X, y, q), Wg)
     return (g * W).abs()
 
 
@@ -54,7 +57,7 @@ def grasp_scores(W: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3
     """-(H g) ⊙ w, with H g computed by differentiating g · stop_gradient(g)."""
     q = check_q(q)
     Wg = W.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(_loss(Wg, X, y, q), Wg, create_graph=True)
+    (g,) = torch.autograd.grad(_summed_loss(Wg, X, y, q), Wg, create_graph=True)
     (Hg,) = torch.autograd.grad((g * g.detach()).sum(), Wg)
     return -(Hg * W)
 
@@ -62,9 +65,9 @@ def grasp_scores(W: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3
 def _synflow_R(W_abs_masked: torch.Tensor, patches: int, q: float) -> torch.Tensor:
     ones = torch.ones(*W_abs_masked.shape[:-3], 1, patches, W_abs_masked.shape[-1], dtype=W_abs_masked.dtype,
                       device=W_abs_masked.device)
-    Z = _preactivations(W_abs_masked, ones)  # [..., 1, P, 2, m], all >= 0
+    Z = preactivations(W_abs_masked, ones)  # [..., 1, P, 2, m], all >= 0
     m = Z.shape[-1]
-    return (Z.clamp_min(0).pow(q).sum(dim=(-4, -3, -2, -1)) / m)  # |second layer| = 1/m for both classes
+    return activation(Z, q).sum(dim=(-4, -3, -2, -1)) / m  # |second layer| = 1/m for both classes
 
 
 def synflow_scores(W: torch.Tensor, M: torch.Tensor | None = None, q: float = 3, patches: int = 2) -> torch.Tensor:
@@ -112,7 +115,7 @@ def criterion_mask(
     if name == "random":
         if seed is None:
             raise ValueError("seed: random pruning needs a seed")
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed)
         return mask_from_scores(torch.rand(W0.shape, generator=g, dtype=torch.float64).to(W0.dtype), p, per=per)
     if name == "magnitude":
         return mask_from_scores(magnitude_scores(W0), p, per=per)
@@ -138,8 +141,6 @@ def batch_masks(
 
     Network b is pruned to ``ps[b]``; "random" draws its scores from ``seeds[b]``'s mask stream.
     """
-    from prunebook.experiment import stream_seed
-
     if not (len(ps) == len(seeds) == W0.shape[0] == X.shape[0] == y.shape[0]):
         raise ValueError("ps: need one pruning fraction and one seed per network in the batch")
     return torch.stack([

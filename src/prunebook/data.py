@@ -16,13 +16,8 @@ from typing import NamedTuple
 
 import torch
 
-from prunebook._checks import (
-    check_finite,
-    check_positive,
-    check_positive_int,
-    check_tensor,
-    resolve_generator,
-)
+from prunebook._checks import check_finite, check_positive, check_positive_int, check_tensor
+from prunebook.seeds import resolve_generator
 
 __all__ = ["SIGNAL_KINDS", "Dataset", "signal_vector", "sample_data", "stack_datasets"]
 

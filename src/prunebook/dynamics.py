@@ -1,18 +1,25 @@
-r"""The signal-noise decomposition and GD in coefficient space (DESIGN section 2).
+r"""GD in coefficient space, written plainly for one network: the reference that chapter 3 shows.
 
-Every GD step adds to ``w_{j,r} ⊙ m_{j,r}`` a combination of ``mu ⊙ m_{j,r}`` and the
-``xi_i ⊙ m_{j,r}``, so for all t
+By the decomposition (:mod:`prunebook.decomposition`), neuron r of class j has weights
 
 .. math::
 
     w^{(t)}_{j,r} \odot m_{j,r} = w^{(0)}_{j,r} \odot m_{j,r}
       + \gamma^{(t)}_{j,r} \frac{\mu \odot m_{j,r}}{\|\mu \odot m_{j,r}\|^2}
-      + \sum_{i=1}^n \rho^{(t)}_{j,r,i} \frac{\xi_i \odot m_{j,r}}{\|\xi_i \odot m_{j,r}\|^2}.
+      + \sum_i \rho^{(t)}_{j,r,i} \frac{\xi_i \odot m_{j,r}}{\|\xi_i \odot m_{j,r}\|^2},
 
-Write v_0 = mu ⊙ m and v_i = xi_i ⊙ m (per neuron) and K_{ab} = <v_a, v_b> for their
-(n+1) x (n+1) Gram matrix. With coefficients c (so that gamma = c_0 K_00 and rho_i = c_i K_ii), all
-pre-activations are h = h^{(0)} + K c, where h^{(0)}_a = <w^{(0)} ⊙ m, v_a>: the signal patch of
-sample i gives y_i h_0, the noise patch h_i. GD on c is therefore exact at O(m n^2) per step.
+so every inner product the network needs comes from the Gram matrix K of the masked vectors
+(mu ⊙ m, xi_1 ⊙ m, ..., xi_n ⊙ m), and one GD step on the weights is exactly
+
+.. math::
+
+    \gamma_{j,r} \leftarrow \gamma_{j,r} - \frac{\eta j}{nm} \sum_i \ell'_i\,
+        \sigma'(\langle w_{j,r} \odot m_{j,r}, y_i\mu\rangle)\, \|\mu \odot m_{j,r}\|^2, \qquad
+    \rho_{j,r,i} \leftarrow \rho_{j,r,i} - \frac{\eta j y_i}{nm}\, \ell'_i\,
+        \sigma'(\langle w_{j,r} \odot m_{j,r}, \xi_i\rangle)\, \|\xi_i \odot m_{j,r}\|^2 .
+
+:func:`reference_step` is that step, line by line; :mod:`prunebook.engine_coefficients` is the
+same computation arranged for speed (tested equal).
 """
 
 from __future__ import annotations
@@ -21,351 +28,50 @@ from typing import NamedTuple
 
 import torch
 
-from prunebook._checks import check_binary, check_finite, check_tensor
-from prunebook.network import _signs, _softplus_loss
+from prunebook.activation import activation, activation_derivative
+from prunebook.conventions import class_signs
 
-__all__ = ["PatchSplit", "split_patches", "SignalNoiseBasis", "decompose", "reconstruct", "basis_width", "train_coefficients"]
-
-#: cap on the elements of the temporaries used to build Gram matrices (about 256 MB in float64)
-_GRAM_CHUNK_ELEMENTS = 2**25
+__all__ = ["Inner", "inner_products", "reference_step", "reference_run"]
 
 
-class PatchSplit(NamedTuple):
-    mu: torch.Tensor  #: [batch..., d]
-    xi: torch.Tensor  #: [batch..., n, d]
+class Inner(NamedTuple):
+    """What one network needs, for the basis v = (mu ⊙ m, xi_1 ⊙ m, ..., xi_n ⊙ m) of each neuron."""
+
+    h0: torch.Tensor  #: <w0 ⊙ m, v_a>, [2, m, n + 1]
+    K: torch.Tensor  #: Gram matrices <v_a, v_b>, [2, m, n + 1, n + 1]
 
 
-def split_patches(X: torch.Tensor, y: torch.Tensor) -> PatchSplit:
-    """Recover (mu, xi) from two-patch data X[..., i] = (y_i mu, xi_i); raises if X is not of that form."""
-    check_tensor("X", X, ndim_min=3)
-    if X.shape[-2] != 2:
-        raise ValueError(f"X: the signal-noise decomposition needs exactly 2 patches per sample, got shape {tuple(X.shape)}")
-    signal = X[..., 0, :] * y.to(X.dtype)[..., None]  # y_i * (y_i mu) = mu for every i
-    mu = signal[..., 0, :]
-    # |signal - mu| <= 1e-6 |mu| entrywise (NaN fails), as one reduction
-    if not bool(((signal - mu[..., None, :]).abs() - 1e-6 * mu[..., None, :].abs()).amax() <= 0):
-        raise ValueError("X: patch 0 must be y_i * mu with one signal vector mu shared by all samples")
-    return PatchSplit(mu, X[..., 1, :])
+def inner_products(W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor) -> Inner:
+    """h0 and K for one network: W0, M [2, m, d], mu [d], xi [n, d]."""
+    V = torch.cat([mu[None], xi])  # [n + 1, d]
+    M = M.to(W0.dtype)
+    return Inner(h0=torch.einsum("jrk,ak->jra", W0 * M, V), K=torch.einsum("jrk,ak,bk->jrab", M, V, V))
 
 
-def _expand(M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, dtype: torch.dtype):
-    check_tensor("mu", mu, ndim_min=1)
-    check_tensor("xi", xi, ndim_min=2)
-    check_tensor("M", M, ndim_min=3)
-    d = M.shape[-1]
-    if mu.shape[-1] != d or xi.shape[-1] != d:
-        raise ValueError(f"xi: mu [..., d] and xi [..., n, d] must match the mask's d = {d}")
-    try:
-        bs = torch.broadcast_shapes(M.shape[:-3], mu.shape[:-1], xi.shape[:-2])
-    except RuntimeError as exc:
-        raise ValueError("xi: batch dimensions of M, mu and xi do not broadcast") from exc
-    lead = torch.broadcast_shapes(mu.shape[:-1], xi.shape[:-2])
-    V = torch.cat([mu[..., None, :].expand(*lead, 1, d), xi.expand(*lead, *xi.shape[-2:])], dim=-2)
-    return bs, V.expand(*bs, *V.shape[-2:]).to(dtype), M.to(dtype).expand(*bs, *M.shape[-3:])
+def reference_step(gamma, rho, inner: Inner, y, *, q: float, lr: float):
+    """One GD step of one network in (gamma [2, m], rho [2, m, n]) coordinates; returns the new pair."""
+    n, m = y.shape[0], gamma.shape[1]
+    j = class_signs(gamma)[:, None]  # [2, 1]
+    sqnorm = torch.diagonal(inner.K, dim1=-2, dim2=-1)  # ||v_a||^2, [2, m, n + 1]
+    coef = torch.cat([gamma[..., None], rho], dim=-1)
+    c = torch.where(sqnorm > 0, coef / sqnorm.where(sqnorm > 0, 1), 0)  # weight of v_a itself
+    h = inner.h0 + (c[..., None, :] @ inner.K)[..., 0, :]  # <w_t ⊙ m, v_a>, [2, m, n + 1]
+    on_signal = y[:, None, None] * h[..., 0]  # <w ⊙ m, y_i mu>, [n, 2, m]
+    on_noise = h[..., 1:].permute(2, 0, 1)  # <w ⊙ m, xi_i>, [n, 2, m]
+    F = (activation(on_signal, q) + activation(on_noise, q)).sum(-1) / m  # F_j(x_i), [n, 2]
+    f = F[:, 0] - F[:, 1]
+    dloss = -torch.sigmoid(-y * f)  # l'_i, [n]
+    rate = lr * j / (n * m)
+    gamma_new = gamma - rate * (dloss[:, None, None] * activation_derivative(on_signal, q)).sum(0) * sqnorm[..., 0]
+    rho_new = rho - rate[..., None] * (y * dloss) * activation_derivative(on_noise, q).permute(1, 2, 0) * sqnorm[..., 1:]
+    return gamma_new, rho_new
 
 
-def _gram(V: torch.Tensor, M: torch.Tensor, method: str | None = None) -> torch.Tensor:
-    """K[..., j, r, a, b] = sum_k M[..., j, r, k] V[..., a, k] V[..., b, k] for a binary mask M.
-
-    ``method="gather"`` (the default on CPU) works network by network on the smaller side of each
-    mask: where a network keeps at most half its weights it gathers each neuron's kept coordinates,
-    A_r = V[:, kept_r], and K_r = A_r A_r^T; otherwise it gathers the dropped ones and subtracts,
-    K_r = V V^T - A_r A_r^T. The work is O(m n^2 min(p, 1 - p) d), so dense and heavily pruned
-    networks are both cheap. ``method="matmul"`` (the default on accelerators) does one batched
-    product (V ⊙ m_r) V^T per neuron, O(m n^2 d) with no data-dependent shapes.
-    """
-    if method is None:
-        method = "gather" if V.device.type == "cpu" else "matmul"
-    bs = V.shape[:-2]
-    n1, d = V.shape[-2:]
-    two, m = M.shape[-3:-1]
-    Vf = V.reshape(-1, n1, d)
-    Mf = M.reshape(-1, two * m, d)
-    B = Vf.shape[0]
-    K = Vf.new_empty(B, two * m, n1, n1)
-    if method == "matmul":
-        per = max(1, _GRAM_CHUNK_ELEMENTS // (n1 * d))
-        for s in range(0, B, per):
-            v, mk = Vf[s : s + per], Mf[s : s + per]
-            K[s : s + per] = torch.stack([(v * mk[:, r, None, :]) @ v.mT for r in range(two * m)], dim=1)
-        return K.reshape(*bs, two, m, n1, n1)
-    if method != "gather":
-        raise ValueError(f"method: must be 'gather' or 'matmul', got {method!r}")
-    kept = Mf.sum(-1)  # [B, 2m]
-    use_kept = (kept.sum(-1) <= two * m * d / 2).tolist()
-    side_count = torch.where(torch.tensor(use_kept, device=V.device)[:, None], kept, d - kept).amax(-1).tolist()
-    coords = torch.arange(d, device=V.device).expand(two * m, d)
-    zero_row = Vf.new_zeros(1, n1)
-    for b in range(B):
-        keep = use_kept[b]
-        side = Mf[b] != 0 if keep else Mf[b] == 0  # [2m, d]: the coordinates to gather
-        count = int(side_count[b])
-        if count == 0:
-            K[b] = 0 if keep else (Vf[b] @ Vf[b].mT)
-            continue
-        # column of each coordinate in its neuron's gathered list; the rest go to a spare slot
-        slot = torch.where(side, torch.cumsum(side, -1) - 1, count)
-        idx = torch.full((two * m, count + 1), d, dtype=torch.long, device=V.device)  # d: a zero row
-        idx.scatter_(-1, slot, coords)
-        A = torch.cat([Vf[b].mT, zero_row]).index_select(0, idx[:, :count].reshape(-1)).reshape(two * m, count, n1)
-        AtA = A.mT @ A
-        K[b] = AtA if keep else (Vf[b] @ Vf[b].mT) - AtA
-    return K.reshape(*bs, two, m, n1, n1)
-
-
-class SignalNoiseBasis:
-    """The per-neuron vectors {mu ⊙ m, xi_i ⊙ m}, their Gram matrix and its pseudo-inverse.
-
-    Built once per (mask, data); :meth:`coefficients` then decomposes any weight change.
-    Where the vectors are linearly dependent (heavy pruning, (1 - p) d < n + 1) the coefficients are
-    not unique and the minimum-norm ones are returned; the identity still holds.
-    """
-
-    def __init__(self, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, *, dtype: torch.dtype | None = None):
-        dtype = dtype or mu.dtype
-        self.batch_shape, self.V, self.M = _expand(M, mu, xi, dtype)
-        self.K = _gram(self.V, self.M)  # [..., 2, m, n+1, n+1]
-        self.sqnorm = torch.diagonal(self.K, dim1=-2, dim2=-1)  # ||v_a||^2, [..., 2, m, n+1]
-        norm = self.sqnorm.sqrt()
-        inv = torch.where(norm > 0, 1 / norm.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(norm))
-        self._inv_norm = inv
-        self._pinv: torch.Tensor | None = None  # computed on first use: training never needs it
-
-    @property
-    def normalized_gram_pinv(self) -> torch.Tensor:
-        """Pseudo-inverse of the Gram matrix of the unit vectors v_a / ||v_a|| (zero vectors dropped)."""
-        if self._pinv is None:
-            inv = self._inv_norm
-            Kn = self.K * inv[..., :, None] * inv[..., None, :]  # unit diagonal (or 0 for a zero vector)
-            self._pinv = torch.linalg.pinv(Kn, hermitian=True)
-        return self._pinv
-
-    def inner(self, Weff: torch.Tensor) -> torch.Tensor:
-        """<Weff_{j,r}, v_a> for masked weights Weff [..., 2, m, d], as [..., 2, m, n+1]."""
-        two, m, d = Weff.shape[-3:]
-        h = self.V @ Weff.reshape(*Weff.shape[:-3], two * m, d).mT  # [..., n+1, 2m]
-        return h.mT.reshape(*h.shape[:-2], two, m, h.shape[-2])
-
-    def coefficients(self, delta_eff: torch.Tensor) -> torch.Tensor:
-        """c with delta_eff = sum_a c_a v_a (per neuron), [..., 2, m, n+1]."""
-        b = self.inner(delta_eff) * self._inv_norm
-        a = (self.normalized_gram_pinv @ b[..., None])[..., 0]
-        return a * self._inv_norm
-
-    def gamma_rho(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gamma [..., 2, m], rho [..., 2, m, n]) from coefficients c."""
-        g = c * self.sqnorm
-        return g[..., 0], g[..., 1:]
-
-    def combine(self, c: torch.Tensor) -> torch.Tensor:
-        """sum_a c_a v_a ⊙ m as weights [..., 2, m, d]."""
-        two, m, n1 = c.shape[-3:]
-        out = c.reshape(*c.shape[:-3], two * m, n1) @ self.V
-        return out.reshape(*out.shape[:-2], two, m, out.shape[-1]) * self.M
-
-
-def decompose(
-    W: torch.Tensor, W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(gamma [..., 2, m], rho [..., 2, m, n]) such that, exactly as written (no class sign folded in),
-
-    W ⊙ M = W0 ⊙ M + gamma (mu ⊙ M) / ||mu ⊙ M||^2 + sum_i rho_i (xi_i ⊙ M) / ||xi_i ⊙ M||^2.
-
-    A neuron whose mask drops all of mu has gamma = 0. Plot j * gamma for the paper's sign convention.
-    """
-    check_tensor("W", W, ndim_min=3)
-    check_tensor("W0", W0, ndim_min=3)
-    if W0.shape[-3:] != W.shape[-3:]:
-        raise ValueError(f"W0: last three dimensions {tuple(W0.shape[-3:])} must equal W's {tuple(W.shape[-3:])}")
-    for name, t in (("W", W), ("W0", W0), ("mu", mu), ("xi", xi)):
-        check_tensor(name, t, ndim_min=1)
-        check_finite(name, t)
-    check_binary("M", M)
-    if M.shape[-3:] != W.shape[-3:]:
-        raise ValueError(f"M: last three dimensions {tuple(M.shape[-3:])} must equal W's {tuple(W.shape[-3:])}")
-    basis = SignalNoiseBasis(M, mu, xi, dtype=W.dtype)
-    Mf = M.to(W.dtype)
-    c = basis.coefficients((W - W0) * Mf)
-    return basis.gamma_rho(c)
-
-
-def reconstruct(
-    W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor, gamma: torch.Tensor, rho: torch.Tensor
-) -> torch.Tensor:
-    """The right-hand side of the decomposition: W0 ⊙ M + gamma v_0 / ||v_0||^2 + sum_i rho_i v_i / ||v_i||^2."""
-    basis = SignalNoiseBasis(M, mu, xi, dtype=W0.dtype)
-    g = torch.cat([gamma[..., None], rho], dim=-1)
-    c = torch.where(basis.sqnorm > 0, g / basis.sqnorm.clamp_min(torch.finfo(W0.dtype).tiny), torch.zeros_like(g))
-    return W0 * M.to(W0.dtype) + basis.combine(c)
-
-
-#: Gram matrices of one chunk of networks stay below this many bytes, so that they remain in the
-#: CPU's last-level cache across the steps of the chunk (per-step cost is dominated by reading K)
-_CACHE_BYTES = 24 * 2**20
-
-#: a chunk runs this many steps between finiteness checks (see :func:`_coefficient_chunk`)
-_CHECK_EVERY = 50
-
-
-def basis_width(n: int) -> int:
-    """Rows of the engine's basis (mu, xi_1..xi_n, -mu), zero-padded to a multiple of 4: aligned rows
-    make the small batched matmuls much faster."""
-    return -(-(n + 2) // 4) * 4
-
-
-def _relu_power(h: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(max(h,0), max(h,0)^(q-1)): sigma(h) is their product and sigma'(h) = q times the second."""
-    r = torch.relu(h)
-    if q == 1:
-        return r, (h > 0).to(h.dtype)
-    if q == 2:
-        return r, r
-    return r, (r * r if q == 3 else r.pow(q - 1))
-
-
-def train_coefficients(W0, M, split: PatchSplit, y, *, q, lr, steps, names, every):
-    """GD in coefficient space; called by :func:`prunebook.train` with validated, expanded inputs.
-
-    The vectors are taken as v = (mu, xi_1, ..., xi_n, -mu) (zero-padded to a multiple of 4): the
-    signal patch of sample i is y_i mu, i.e. +mu or -mu, so every patch of every sample is one of
-    the v_a and one Gram matrix gives all pre-activations, h = h^{(0)} + K c. The coefficient of mu
-    in the decomposition is c_0 - c_{n+1}. Networks are independent, so the batch is cut into
-    chunks whose Gram matrices fit in cache and each chunk runs all its steps before the next starts;
-    results are identical to one big batch.
-    """
-    from prunebook.train import TrainResult, record_steps
-
-    bs = W0.shape[:-3]
-    two, m, d = W0.shape[-3:]
-    n = y.shape[-1]
-    Wf = W0.reshape(-1, two, m, d)
-    Mf = M.expand(*bs, two, m, d).reshape(-1, two, m, d)
-    muf = split.mu.expand(*bs, d).reshape(-1, 1, d).to(W0.dtype)
-    xif = split.xi.expand(*bs, n, d).reshape(-1, n, d).to(W0.dtype)
-    yf = y.expand(*bs, n).reshape(-1, n)
-    B = Wf.shape[0]
-    width = basis_width(n)
-    V = torch.cat([muf, xif, -muf, muf.new_zeros(B, width - n - 2, d)], dim=1)  # [B, width, d]
-    K = _gram(V, Mf)  # [B, 2, m, width, width]
-    h0 = ((Wf * Mf).reshape(B, two * m, d) @ V.mT).reshape(B, two, m, width)  # <w0 ⊙ m, v_a>
-    per_network = 2 * m * width**2 * W0.element_size()
-    chunk = max(1, min(B, _CACHE_BYTES // per_network)) if W0.device.type == "cpu" else max(B, 1)
-    parts = [
-        _coefficient_chunk(K[s : s + chunk], h0[s : s + chunk], yf[s : s + chunk], q=q, lr=lr, steps=steps,
-                           names=names, every=every)
-        for s in range(0, B, chunk)
-    ]
-    c = torch.cat([p.pop("c") for p in parts])
-    W_final = Wf + (c.reshape(B, two * m, width) @ V).reshape(B, two, m, d) * Mf
-    times = record_steps(steps, every)
-    hist = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k != "diverged"}
-
-    def unflat(t, lead=()):
-        return t.reshape((*lead, *bs, *t.shape[len(lead) + 1 :]))
-
-    return TrainResult(
-        W=unflat(W_final),
-        steps=torch.tensor(times),
-        loss=unflat(hist["loss"], (len(times),)),
-        train_error=unflat(hist["train_error"], (len(times),)) if "train_error" in hist else None,
-        gamma=unflat(hist["gamma"], (len(times),)) if "gamma" in hist else None,
-        rho=unflat(hist["rho"], (len(times),)) if "rho" in hist else None,
-        diverged=unflat(torch.cat([p["diverged"] for p in parts])),
-        engine="coefficients",
-    )
-
-
-def _coefficient_chunk(K, h0, y, *, q, lr, steps, names, every) -> dict:
-    """GD on the coefficients c [B, 2, m, width] of a chunk of networks; returns c and histories.
-
-    With D_a = sum_{j,r} j sigma(h_{j,r,a}) (the network's output on a patch v_a, times m), the
-    margins are y_i (D_{sig(i)} + D_{xi_i}) / m, and GD adds to c_{j,r,a} the amount
-    eta j / (n m) sum_{patches of sample i equal to v_a} y_i sigmoid(-margin_i) sigma'(h_{j,r,a}).
-    Both sums over samples are fixed linear maps, applied as small batched matmuls.
-
-    Divergence: a network whose margins or coefficients stop being finite is frozen at its last
-    finite iterate. Checking that every step costs several operations, so the chunk runs
-    ``_CHECK_EVERY`` steps at a time with a running checksum of the margins (non-finite from the first
-    non-finite margin on, since inf and nan persist through sums) and, only if a check fails,
-    replays those steps from a saved copy with the check at every step. The result is identical.
-    """
-    from prunebook.train import record_steps
-
-    dtype = h0.dtype
-    B, two, m, width = h0.shape
-    n = y.shape[-1]
-    mu_col, neg_col = 0, n + 1
-    yf = y.to(dtype)
-    sig = torch.where(y > 0, mu_col, neg_col)  # the column of sample i's signal patch, [B, n]
-    rows = torch.arange(B, device=y.device)[:, None]
-    samples = torch.arange(n, device=y.device)
-    # negative margins: -margins = D @ P, with a last column summing them (the checksum)
-    P = yf.new_zeros(B, width, n + 1)
-    P[rows, sig, samples] = -yf / m
-    P[:, 1 + samples, samples] = -yf / m
-    P[..., n] = P[..., :n].sum(-1)
-    # per-column GD weights: sigmoid(-margins) @ Q, then times j and sigma'(h)/q
-    Q = yf.new_zeros(B, n + 1, width)
-    Q[rows, samples, sig] = lr * q * yf / (n * m)
-    Q[:, samples, 1 + samples] = lr * q * yf / (n * m)
-    signs = _signs(h0).reshape(1, two, 1)
-    Kf = K.reshape(B * two * m, width, width)
-    h0f = h0.reshape(B * two * m, 1, width)
-    sqnorm = torch.diagonal(K, dim1=-2, dim2=-1)
-    at = set(record_steps(steps, every))
-    hist: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    c = torch.zeros_like(h0)
-
-    def forward():
-        h = torch.baddbmm(h0f, c.reshape(-1, 1, width), Kf).reshape(B, two, m, width)
-        r, der = _relu_power(h, q)
-        S = (r * der).sum(-2)  # sum over neurons of sigma(h), [B, 2, width]
-        return der, torch.bmm((S[:, 0] - S[:, 1])[:, None], P)  # [B, 1, n+1]
-
-    def record(neg):
-        margins = -neg[:, 0, :n]
-        hist["loss"].append(_softplus_loss(margins))
-        if "train_error" in names:
-            hist["train_error"].append((margins <= 0).to(dtype).mean(-1))
-        if names & {"gamma", "rho"}:
-            g = c * sqnorm  # gamma = (c_0 - c_{n+1}) ||mu ⊙ m||^2, rho_i = c_i ||xi_i ⊙ m||^2
-            if "gamma" in names:
-                hist["gamma"].append(g[..., mu_col] - g[..., neg_col])
-            if "rho" in names:
-                hist["rho"].append(g[..., 1 : n + 1])
-
-    def update(der, neg):
-        return c.addcmul(der, (torch.bmm(torch.sigmoid(neg), Q) * signs)[:, :, None, :])
-
-    diverged = torch.zeros(B, dtype=torch.bool, device=h0.device)
-    checked = False  # per-step checks: while replaying a failed check, and once a network has diverged
-    t = 0
-    while t < steps:
-        end = min(t + _CHECK_EVERY, steps)
-        saved, t0, lengths = c.clone(), t, {k: len(v) for k, v in hist.items()}
-        checksum = yf.new_zeros(B)
-        for t in range(t0, end):
-            der, neg = forward()
-            if t in at:
-                record(neg)
-            if checked:
-                c_new = update(der, neg)
-                diverged |= ~torch.isfinite(c_new.sum(dim=(1, 2, 3)) + neg[:, 0, n])
-                c = torch.where(diverged[:, None, None, None], c, c_new)
-            else:
-                checksum += neg[:, 0, n]
-                c = update(der, neg)
-        t = end
-        if not checked and not bool(torch.isfinite(checksum + c.sum(dim=(1, 2, 3))).all()):
-            c, t, checked = saved, t0, True  # replay these steps, checking each
-            for k, v in hist.items():
-                del v[lengths[k] :]
-        else:
-            checked = bool(diverged.any())
-    _, neg = forward()
-    if steps in at:
-        record(neg)
-    out = {k: torch.stack(v) for k, v in hist.items()}
-    out["c"] = c
-    out["diverged"] = diverged
-    return out
+def reference_run(W0, M, mu, xi, y, *, q: float, lr: float, steps: int):
+    """``steps`` reference steps from gamma = rho = 0; returns the final (gamma, rho)."""
+    inner = inner_products(W0, M, mu, xi)
+    gamma = W0.new_zeros(W0.shape[:2])
+    rho = W0.new_zeros(*W0.shape[:2], y.shape[0])
+    for _ in range(steps):
+        gamma, rho = reference_step(gamma, rho, inner, y.to(W0.dtype), q=q, lr=lr)
+    return gamma, rho

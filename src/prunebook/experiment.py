@@ -1,7 +1,8 @@
-"""One standard experiment, shared by the chapters: build networks from seeds, train, evaluate.
+"""One standard experiment, shared by the chapters and the sweeps: build networks from seeds, train, evaluate.
 
 Every network is fixed by a :class:`Setting`, a pruning fraction ``p`` and an integer ``seed``.
-The seed drives three independent streams (data, initial weights, mask uniforms), so
+The seed drives independent streams (data, initial weights, mask uniforms, test samples; see
+:mod:`prunebook.seeds`), so
 
 - the same (setting, p, seed) gives the same network whatever else is in the batch;
 - networks with the same seed but different p share their data and initialization, and their masks
@@ -10,22 +11,24 @@ The seed drives three independent streams (data, initial weights, mask uniforms)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
+import pandas as pd
 import torch
 
-from prunebook._checks import check_fraction, check_nonneg_int, check_positive, check_positive_int, check_q
+from prunebook._checks import check_fraction, check_nonneg_int, check_one_of, check_positive, check_positive_int, check_q
+from prunebook.conventions import DEFAULT_TEST_SIZE, LOSS_TARGET
 from prunebook.data import SIGNAL_KINDS, Dataset, sample_data, signal_vector, stack_datasets
 from prunebook.evaluate import test_error
 from prunebook.network import init_weights
-from prunebook.pruning import random_mask, signal_neuron_counts
+from prunebook.pruning import mask_uniforms, signal_neuron_counts, usable_neurons
+from prunebook.seeds import stream_seed
 from prunebook.train import TrainResult, train
 
-__all__ = ["Setting", "stream_seed", "build", "build_batch", "Run", "run"]
-
-_STREAMS = {"data": 0, "init": 1, "mask": 2, "signal": 3, "test": 4}
+__all__ = ["Setting", "SETTING_FIELDS", "BATCH_FIELDS", "grid", "build", "build_batch", "Run", "run"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,7 @@ class Setting:
         for name in ("sigma_0", "sigma_p", "mu_norm", "lr"):
             check_positive(name, getattr(self, name))
         check_nonneg_int("steps", self.steps)
-        if self.signal not in SIGNAL_KINDS:
-            raise ValueError(f"signal: must be one of {SIGNAL_KINDS}, got {self.signal!r}")
+        check_one_of("signal", self.signal, SIGNAL_KINDS)
 
     def with_(self, **changes) -> Setting:
         return replace(self, **changes)
@@ -60,40 +62,74 @@ class Setting:
         return asdict(self)
 
 
-def stream_seed(seed: int, stream: str) -> int:
-    """An independent 63-bit seed for one of the streams of ``seed`` (NumPy's SeedSequence)."""
-    check_nonneg_int("seed", seed)
-    return int(np.random.SeedSequence([seed, _STREAMS[stream]]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+SETTING_FIELDS = tuple(f.name for f in fields(Setting))
+#: fields that must be equal for networks to share a training batch
+BATCH_FIELDS = ("d", "n", "m", "q", "lr", "steps", "signal")
+
+
+def grid(*axes: Sequence) -> tuple[list, ...]:
+    """The Cartesian product of ``axes`` as one list per axis (first axis slowest).
+
+    ``ps, seeds = grid(p_values, seed_list)`` gives every (p, seed) pair, p-major.
+    """
+    if not axes or any(len(a) == 0 for a in axes):
+        raise ValueError("axes: need at least one non-empty axis")
+    rows = list(itertools.product(*axes))
+    return tuple(list(col) for col in zip(*rows))
+
+
+def _draw(setting: Setting, seed: int, *, dtype, device):
+    """What a (setting, seed) fixes, whatever p: (W0, Dataset, mask uniforms u); the mask is u >= p."""
+    s = setting
+    signal_seed = stream_seed(seed, "signal") if s.signal == "dense" else None
+    mu = signal_vector(s.d, s.mu_norm, kind=s.signal, seed=signal_seed, dtype=dtype, device=device)
+    ds = sample_data(s.n, mu, sigma_p=s.sigma_p, seed=stream_seed(seed, "data"))
+    W0 = init_weights(s.m, s.d, s.sigma_0, seed=stream_seed(seed, "init"), dtype=dtype, device=device)
+    u = mask_uniforms(W0.shape, seed=stream_seed(seed, "mask"))
+    return W0, ds, u
 
 
 def build(setting: Setting, p: float, seed: int, *, dtype=torch.float32, device="cpu"):
     """(W0 [2, m, d], M [2, m, d], Dataset) for one network."""
     p = check_fraction("p", p)
-    s = setting
-    mu = signal_vector(
-        s.d, s.mu_norm, kind=s.signal, seed=stream_seed(seed, "signal") if s.signal == "dense" else None, dtype=dtype, device=device
-    )
-    ds = sample_data(s.n, mu, sigma_p=s.sigma_p, seed=stream_seed(seed, "data"))
-    W0 = init_weights(s.m, s.d, s.sigma_0, seed=stream_seed(seed, "init"), dtype=dtype, device=device)
-    M = random_mask(W0.shape, p, seed=stream_seed(seed, "mask"), dtype=dtype, device=device)
-    return W0, M, ds
+    W0, ds, u = _draw(setting, seed, dtype=dtype, device=device)
+    return W0, (u >= p).to(dtype=dtype, device=device), ds
 
 
-def build_batch(setting: Setting, ps: Sequence[float], seeds: Sequence[int], *, dtype=torch.float32, device="cpu"):
-    """Stack ``build`` over the pairs (ps[k], seeds[k]): W0, M [B, 2, m, d] and a batched Dataset."""
+def _settings(setting, count: int) -> list[Setting]:
+    settings = [setting] * count if isinstance(setting, Setting) else list(setting)
+    if len(settings) != count or not all(isinstance(s, Setting) for s in settings):
+        raise ValueError("setting: a Setting, or one Setting per network")
+    first = settings[0]
+    for s in settings:
+        for f in BATCH_FIELDS:
+            if getattr(s, f) != getattr(first, f):
+                raise ValueError(f"setting: networks trained together must share {f} ({getattr(s, f)} vs {getattr(first, f)})")
+    return settings
+
+
+def build_batch(setting, ps: Sequence[float], seeds: Sequence[int], *, dtype=torch.float32, device="cpu"):
+    """Stack ``build`` over the pairs (ps[k], seeds[k]): W0, M [B, 2, m, d] and a batched Dataset.
+
+    ``setting`` is one :class:`Setting` or one per network (sharing :data:`BATCH_FIELDS`).
+    """
     if len(ps) != len(seeds) or len(ps) == 0:
         raise ValueError("seeds: need as many seeds as pruning fractions, at least one")
-    parts = [build(setting, p, s, dtype=dtype, device=device) for p, s in zip(ps, seeds)]
+    settings = _settings(setting, len(ps))
+    ps = [check_fraction("p", p) for p in ps]
+    # networks that differ only in p share their data, initialization and mask uniforms: draw those once
+    drawn = {key: _draw(*key, dtype=dtype, device=device) for key in dict.fromkeys(zip(settings, seeds))}
+    parts = [drawn[key] for key in zip(settings, seeds)]
     W0 = torch.stack([w for w, _, _ in parts])
-    M = torch.stack([mm for _, mm, _ in parts])
-    return W0, M, stack_datasets([ds for _, _, ds in parts])
+    M = torch.stack([(u >= p).to(dtype=dtype, device=device) for (_, _, u), p in zip(parts, ps)])
+    return W0, M, stack_datasets([ds for _, ds, _ in parts])
 
 
 @dataclass
 class Run:
     """Networks trained by :func:`run` (batch axis first) and their evaluation."""
 
-    setting: Setting
+    settings: list[Setting]  #: one per network
     ps: np.ndarray  #: [B]
     seeds: np.ndarray  #: [B]
     W0: torch.Tensor
@@ -101,41 +137,87 @@ class Run:
     data: Dataset
     result: TrainResult
     test_error: np.ndarray  #: [B]
-    signal_neurons: np.ndarray  #: [B, 2] signal-carrying neurons per class
+    signal_neurons: np.ndarray  #: [B, 2] neurons per class that keep the signal coordinate
+    usable_neurons: np.ndarray  #: [B, 2] usable neurons per class (kept coordinate, right initial sign)
+
+    @property
+    def setting(self) -> Setting:
+        return self.settings[0]
 
     @property
     def final_loss(self) -> np.ndarray:
         return self.result.loss[-1].double().cpu().numpy()
 
+    @property
+    def final_train_error(self) -> np.ndarray:
+        if self.result.train_error is None:
+            raise ValueError("record: this run did not record 'train_error'")
+        return self.result.train_error[-1].double().cpu().numpy()
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.result.diverged.cpu().numpy().reshape(len(self.ps))
+
+    def converged(self, target_loss: float = LOSS_TARGET) -> np.ndarray:
+        """Training error 0, final training loss below ``target_loss``, and no divergence."""
+        return (self.final_train_error == 0) & (self.final_loss < target_loss) & ~self.diverged
+
+    def table(self, target_loss: float = LOSS_TARGET) -> pd.DataFrame:
+        """One row per network: its setting, p, seed and results (gamma and rho summaries if recorded)."""
+        frame = pd.DataFrame([{**s.as_dict(), "p": float(p), "seed": int(sd)}
+                              for s, p, sd in zip(self.settings, self.ps, self.seeds)])
+        frame["final_loss"] = self.final_loss
+        frame["train_error"] = self.final_train_error
+        frame["test_error"] = self.test_error
+        frame["signal_neurons_pos"], frame["signal_neurons_neg"] = self.signal_neurons.T
+        frame["usable_pos"], frame["usable_neg"] = self.usable_neurons.T
+        if self.result.gamma is not None:
+            gamma = self.result.gamma[-1].double().cpu()  # [B, 2, m]
+            frame["gamma_max_pos"] = gamma[:, 0].amax(-1).numpy()
+            frame["gamma_max_neg"] = (-gamma[:, 1]).amax(-1).numpy()  # class -1 learns -mu: report j * gamma
+        if self.result.rho is not None:
+            rho = self.result.rho[-1].double().cpu().flatten(1)  # [B, 2 m n]
+            frame["rho_max"] = rho.amax(-1).numpy()
+            frame["rho_min"] = rho.amin(-1).numpy()
+        frame["diverged"] = self.diverged
+        frame["converged"] = self.converged(target_loss)
+        return frame
+
 
 def run(
-    setting: Setting,
+    setting,
     ps: Sequence[float],
     seeds: Sequence[int],
     *,
     engine: str = "coefficients",
     record=("loss", "train_error"),
     record_every: int = 10,
-    n_test: int = 4000,
+    n_test: int = DEFAULT_TEST_SIZE,
     dtype=torch.float32,
     device="cpu",
     masks: torch.Tensor | None = None,
 ) -> Run:
     """Train one network per (ps[k], seeds[k]) pair in a single batched call and measure test error.
 
+    ``setting`` is one :class:`Setting` or one per network (sharing :data:`BATCH_FIELDS`).
     ``masks`` [B, 2, m, d] replaces the random masks (e.g. masks from :mod:`prunebook.criteria`,
-    computed on the same seeds' initial weights and data).
+    computed on the same seeds' initial weights and data). The training error is always recorded.
     """
-    W0, M, ds = build_batch(setting, ps, seeds, dtype=dtype, device=device)
+    settings = _settings(setting, len(ps))
+    W0, M, ds = build_batch(settings, ps, seeds, dtype=dtype, device=device)
     if masks is not None:
         if not isinstance(masks, torch.Tensor) or masks.shape != M.shape:
             raise ValueError(f"masks: expected a tensor of shape {tuple(M.shape)}")
         M = masks.to(dtype=dtype, device=device)
+    record = (record,) if isinstance(record, str) else tuple(record or ())
+    s0 = settings[0]
     res = train(
-        W0, M, ds.X, ds.y, q=setting.q, lr=setting.lr, steps=setting.steps, engine=engine,
-        record=record, record_every=record_every,
+        W0, M, ds.X, ds.y, q=s0.q, lr=s0.lr, steps=s0.steps, engine=engine,
+        record=(*record, "train_error"), record_every=record_every,
     )
-    test_seeds = [stream_seed(s, "test") for s in seeds]
-    te = test_error(res.W, M, ds.mu, q=setting.q, sigma_p=setting.sigma_p, n_test=n_test, seed=test_seeds)
-    counts = signal_neuron_counts(M, ds.mu)
-    return Run(setting, np.asarray(ps, float), np.asarray(seeds), W0, M, ds, res, te.double().cpu().numpy(), counts.cpu().numpy())
+    te = test_error(res.W, M, ds.mu, q=s0.q, sigma_p=[s.sigma_p for s in settings], n_test=n_test,
+                    seed=[stream_seed(int(sd), "test") for sd in seeds]).double().cpu().numpy()
+    return Run(
+        settings, np.asarray(ps, float), np.asarray(seeds), W0, M, ds, res, te,
+        signal_neuron_counts(M, ds.mu).cpu().numpy(), usable_neurons(W0, M, ds.mu).cpu().numpy(),
+    )

@@ -23,14 +23,18 @@ from prunebook._checks import (
     check_positive_int,
     check_q,
     check_tensor,
-    resolve_generator,
 )
+from prunebook.activation import activation, activation_derivative
+from prunebook.conventions import class_signs, error_from_margins
+from prunebook.seeds import resolve_generator
 
 __all__ = [
-    "CLASS_SIGNS",
-    "activation",
-    "activation_derivative",
     "batch_shape",
+    "validate_inputs",
+    "preactivations",
+    "output_from_preactivations",
+    "logistic",
+    "mean_logistic_loss",
     "forward",
     "gradient",
     "loss",
@@ -38,24 +42,6 @@ __all__ = [
     "loss_and_gradient",
     "init_weights",
 ]
-
-#: The sign of each class bank in f = F_{+1} - F_{-1}; index 0 is class +1.
-CLASS_SIGNS = (1.0, -1.0)
-
-
-def activation(z: torch.Tensor, q: float) -> torch.Tensor:
-    """sigma(z) = max(z, 0)^q."""
-    r = torch.relu(z)
-    return r if q == 1 else r.pow(q)
-
-
-def activation_derivative(z: torch.Tensor, q: float) -> torch.Tensor:
-    """sigma'(z) = q max(z, 0)^(q-1), with sigma'(0) = 0 also for q = 1 (ReLU)."""
-    if q == 1:
-        return (z > 0).to(z.dtype)
-    r = torch.relu(z)
-    return q * (r if q == 2 else r.pow(q - 1))
-
 
 def batch_shape(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor | None = None) -> torch.Size:
     """Validate shapes of a (W, M, X[, y]) quadruple and return the broadcast batch shape."""
@@ -94,7 +80,12 @@ def batch_shape(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tens
         raise ValueError(f"X: leading (batch) dimensions of W, M, X and y do not broadcast: {shapes}") from exc
 
 
-def _validate(W, M, X, y, q) -> tuple[torch.Size, float]:
+def validate_inputs(W, M, X, y, q) -> tuple[torch.Size, float]:
+    """Check (W, M, X, y, q) as every public function of the network does; (batch shape, q as float).
+
+    ``y`` may be None. Raises before any work: shapes, dtypes, devices, a binary mask, finite
+    weights and inputs, labels in {-1, +1}, q >= 1.
+    """
     bs = batch_shape(W, M, X, y)
     q = check_q(q)
     check_binary("M", M)
@@ -105,7 +96,7 @@ def _validate(W, M, X, y, q) -> tuple[torch.Size, float]:
     return bs, q
 
 
-def _preactivations(Weff: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+def preactivations(Weff: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """<w_{j,r} ⊙ m_{j,r}, x_i^(p)> as [..., n, P, 2, m] (one batched matmul)."""
     n, P, d = X.shape[-3:]
     m = Weff.shape[-2]
@@ -113,12 +104,8 @@ def _preactivations(Weff: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return Z.reshape(*Z.shape[:-2], n, P, 2, m)
 
 
-def _signs(like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(CLASS_SIGNS, dtype=like.dtype, device=like.device)
-
-
-def _output(Z: torch.Tensor, q: float) -> torch.Tensor:
-    """f from pre-activations [..., n, P, 2, m]."""
+def output_from_preactivations(Z: torch.Tensor, q: float) -> torch.Tensor:
+    """f = F_{+1} - F_{-1} from pre-activations Z [..., n, P, 2, m], shape [..., n]."""
     m = Z.shape[-1]
     Fj = activation(Z, q).sum(dim=(-3, -1)) / m  # [..., n, 2]
     return Fj[..., 0] - Fj[..., 1]
@@ -126,8 +113,8 @@ def _output(Z: torch.Tensor, q: float) -> torch.Tensor:
 
 def forward(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, q: float = 3) -> torch.Tensor:
     """Network output f(W ⊙ M, x_i) for every sample, shape ``[..., n]``."""
-    _validate(W, M, X, None, q)
-    return _output(_preactivations(W * M.to(W.dtype), X), float(q))
+    validate_inputs(W, M, X, None, q)
+    return output_from_preactivations(preactivations(W * M.to(W.dtype), X), float(q))
 
 
 def logistic(margins: torch.Tensor) -> torch.Tensor:
@@ -139,25 +126,25 @@ def logistic(margins: torch.Tensor) -> torch.Tensor:
     return torch.logaddexp(torch.zeros((), dtype=margins.dtype, device=margins.device), -margins)
 
 
-def _softplus_loss(margins: torch.Tensor) -> torch.Tensor:
-    """Mean over samples of log(1 + exp(-margin))."""
+def mean_logistic_loss(margins: torch.Tensor) -> torch.Tensor:
+    """Mean over samples (the last axis) of log(1 + exp(-margin))."""
     return logistic(margins).mean(dim=-1)
 
 
 def loss(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3) -> torch.Tensor:
     """Mean logistic loss (1/n) sum_i log(1 + exp(-y_i f(W, x_i))), shape ``[...]``."""
-    _validate(W, M, X, y, q)
-    f = _output(_preactivations(W * M.to(W.dtype), X), float(q))
-    return _softplus_loss(y.to(f.dtype) * f)
+    validate_inputs(W, M, X, y, q)
+    f = output_from_preactivations(preactivations(W * M.to(W.dtype), X), float(q))
+    return mean_logistic_loss(y.to(f.dtype) * f)
 
 
 def classification_error(
     W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3
 ) -> torch.Tensor:
     """Fraction of samples with y_i f(x_i) <= 0 (a tie counts as an error), shape ``[...]``."""
-    _validate(W, M, X, y, q)
-    f = _output(_preactivations(W * M.to(W.dtype), X), float(q))
-    return (y.to(f.dtype) * f <= 0).to(f.dtype).mean(dim=-1)
+    validate_inputs(W, M, X, y, q)
+    f = output_from_preactivations(preactivations(W * M.to(W.dtype), X), float(q))
+    return error_from_margins(y.to(f.dtype) * f)
 
 
 def loss_and_gradient(
@@ -177,15 +164,15 @@ def loss_and_gradient(
     """
     n, P, d = X.shape[-3:]
     m = W.shape[-2]
-    Z = _preactivations(W * M, X)  # [..., n, P, 2, m]
-    f = _output(Z, q)
-    yf = y.to(f.dtype)
-    margins = yf * f
-    dL_df = -yf * torch.sigmoid(-margins) / n  # [..., n]
-    coef = activation_derivative(Z, q) * (dL_df[..., :, None, None, None] * _signs(W)[:, None] / m)
+    Z = preactivations(W * M, X)  # [..., n, P, 2, m]
+    f = output_from_preactivations(Z, q)
+    y_float = y.to(f.dtype)
+    margins = y_float * f
+    dL_df = -y_float * torch.sigmoid(-margins) / n  # [..., n]
+    coef = activation_derivative(Z, q) * (dL_df[..., :, None, None, None] * class_signs(W)[:, None] / m)
     G = coef.reshape(*coef.shape[:-4], n * P, 2 * m).mT @ X.reshape(*X.shape[:-3], n * P, d)
     G = G.reshape(*G.shape[:-2], 2, m, d) * M
-    return _softplus_loss(margins), G, margins
+    return mean_logistic_loss(margins), G, margins
 
 
 def gradient(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3) -> torch.Tensor:
@@ -194,7 +181,7 @@ def gradient(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
     Pruned entries (M = 0) get exactly zero gradient. Equal to autograd's gradient
     (tested in float64 to relative 1e-10).
     """
-    bs, q = _validate(W, M, X, y, q)
+    bs, q = validate_inputs(W, M, X, y, q)
     _, G, _ = loss_and_gradient(W, M.to(W.dtype), X, y, q)
     return G.expand(*bs, *W.shape[-3:])
 

@@ -3,55 +3,24 @@
 Each chapter calls, right after its ``parameters`` cell::
 
     check_parameters(globals(), smoke="bool", seeds="count", p_values="fractions")
+
+The kinds are those of :data:`prunebook._checks.PARAMETER_KINDS`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from numbers import Integral, Real
+
+from prunebook._checks import PARAMETER_KINDS, check_parameter
 
 __all__ = ["KINDS", "check_parameters"]
 
-
-def _is_int(x) -> bool:
-    return isinstance(x, Integral) and not isinstance(x, bool)
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(float(x))
-
-
-KINDS = {
-    "bool": (lambda x: isinstance(x, bool), "True or False"),
-    "seed": (lambda x: _is_int(x) and x >= 0, "an integer >= 0"),
-    "count": (lambda x: _is_int(x) and x >= 1, "an integer >= 1"),
-    "positive": (lambda x: _is_real(x) and x > 0, "a finite number > 0"),
-    "power": (lambda x: _is_real(x) and x >= 1, "a number >= 1"),
-    "fraction": (lambda x: _is_real(x) and 0 <= x < 1, "a number in [0, 1)"),
-    "fractions": (
-        lambda x: isinstance(x, (list, tuple)) and len(x) > 0 and all(_is_real(v) and 0 <= v < 1 for v in x),
-        "a non-empty list of numbers in [0, 1)",
-    ),
-    "counts": (
-        lambda x: isinstance(x, (list, tuple)) and len(x) > 0 and all(_is_int(v) and v >= 1 for v in x),
-        "a non-empty list of integers >= 1",
-    ),
-    "positives": (
-        lambda x: isinstance(x, (list, tuple)) and len(x) > 0 and all(_is_real(v) and v > 0 for v in x),
-        "a non-empty list of numbers > 0",
-    ),
-}
+KINDS = PARAMETER_KINDS
 
 
 def check_parameters(namespace: Mapping[str, object], **kinds: str) -> None:
-    """Check ``namespace[name]`` against ``KINDS[kind]`` for each ``name=kind``; raise ValueError naming it."""
+    """Check ``namespace[name]`` against the kind ``kinds[name]``; raise ValueError naming the parameter."""
     for name, kind in kinds.items():
-        if kind not in KINDS:
-            raise ValueError(f"{name}: unknown parameter kind {kind!r}; choose from {sorted(KINDS)}")
         if name not in namespace:
             raise ValueError(f"{name}: parameter is missing")
-        ok, what = KINDS[kind]
-        value = namespace[name]
-        if not ok(value):
-            raise ValueError(f"{name}: must be {what}, got {value!r}")
+        check_parameter(name, namespace[name], kind)

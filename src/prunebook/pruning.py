@@ -10,9 +10,27 @@ from collections.abc import Sequence
 
 import torch
 
-from prunebook._checks import check_binary, check_fraction, check_tensor, resolve_generator
+from prunebook._checks import check_binary, check_finite, check_fraction, check_tensor
+from prunebook.conventions import class_signs
+from prunebook.seeds import resolve_generator
 
-__all__ = ["random_mask", "signal_carrying", "signal_neuron_counts", "kept_dimensions", "neuron_snr"]
+__all__ = ["mask_uniforms", "random_mask", "signal_carrying", "signal_neuron_counts", "usable", "usable_neurons", "kept_dimensions", "neuron_snr"]
+
+
+def mask_uniforms(
+    shape: Sequence[int], *, generator: torch.Generator | None = None, seed: int | None = None
+) -> torch.Tensor:
+    """The float64 uniforms behind a random mask: the mask at pruning fraction p is ``u >= p``.
+
+    Thresholding the same uniforms at several p gives nested masks (a weight kept at p is kept at
+    every smaller p); :func:`random_mask` is this at one p.
+    """
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"shape: expected a sequence of non-negative ints, got {shape!r}")
+    g = resolve_generator(generator, seed)
+    return torch.rand(tuple(shape), generator=g, dtype=torch.float64)
 
 
 def random_mask(
@@ -29,13 +47,10 @@ def random_mask(
     ``p`` is the pruning fraction, 0 <= p < 1. Uniforms are drawn in float64 on the CPU, so the
     same seed gives the same mask for every dtype and device.
     """
+    p = check_fraction("p", p)
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
-    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-        raise ValueError(f"shape: expected a sequence of non-negative ints, got {shape!r}")
-    p = check_fraction("p", p)
-    g = resolve_generator(generator, seed)
-    u = torch.rand(tuple(shape), generator=g, dtype=torch.float64)
+    u = mask_uniforms(shape, generator=generator, seed=seed)
     return (u >= p).to(dtype=dtype, device=device)
 
 
@@ -61,6 +76,29 @@ def signal_carrying(M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
 def signal_neuron_counts(M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """Number of signal-carrying neurons per class, [..., 2]; Binomial(m, 1 - p) under random pruning."""
     return signal_carrying(M, mu).sum(dim=-1)
+
+
+def usable(W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Which neurons can learn the signal, as a bool tensor [..., 2, m] (DESIGN's usable neurons).
+
+    Neuron r of class j is *usable* when its mask keeps some of mu and its initial overlap with the
+    signal has the class's sign, j <w0_{j,r} ⊙ m_{j,r}, mu> > 0. With the wrong sign, small-step GD
+    only cancels the initial overlap: the pre-activation on the class's own signal patch is
+    negative, sigma' = 0 there, and the neuron stalls. Under random pruning (sparse signal, Gaussian
+    initialization) a neuron is usable with probability (1 - p)/2.
+    """
+    _check_mask_and_signal(M, mu)
+    check_tensor("W0", W0, ndim_min=3)
+    if W0.shape[-3:] != M.shape[-3:]:
+        raise ValueError(f"W0: last three dimensions {tuple(W0.shape[-3:])} must equal the mask's {tuple(M.shape[-3:])}")
+    check_finite("W0", W0)
+    overlap = ((W0 * M.to(W0.dtype)) * mu.to(W0.dtype)[..., None, None, :]).sum(-1)  # <w0 ⊙ m, mu>, [..., 2, m]
+    return signal_carrying(M, mu) & (class_signs(overlap)[:, None] * overlap > 0)
+
+
+def usable_neurons(W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Number of usable neurons per class, integer tensor [..., 2]; Binomial(m, (1 - p)/2) under random pruning."""
+    return usable(W0, M, mu).sum(dim=-1)
 
 
 def kept_dimensions(M: torch.Tensor) -> torch.Tensor:

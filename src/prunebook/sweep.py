@@ -2,8 +2,9 @@
 
 ``sweep({"p": [...], "n": [...]}, seeds=range(10))`` trains one network per (grid point, seed) and
 returns a tidy ``pandas.DataFrame`` with one row per network: its configuration, final training
-loss and error, test error on fresh samples, signal-carrying neurons per class, summaries of gamma
-and rho, and a ``converged`` flag.
+loss and error, test error on fresh samples, signal-carrying and usable neurons per class,
+summaries of gamma and rho, and a ``converged`` flag. Networks are trained and evaluated by
+:func:`prunebook.experiment.run`, exactly as a chapter's own runs are.
 
 - Networks that share their shapes (d, n, m) and training settings (q, lr, steps) train together in
   batched chunks under a memory cap; networks with different n are never padded into one loss.
@@ -21,32 +22,27 @@ import itertools
 import json
 import os
 import pathlib
+import sys
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 
 import numpy as np
 import pandas as pd
 import torch
 
-from prunebook._checks import check_positive_int
+from prunebook._checks import check_one_of, check_positive, check_positive_int, check_fraction
 from prunebook._version import __version__
-from prunebook.data import stack_datasets
-from prunebook.dynamics import basis_width
-from prunebook.evaluate import test_error
-from prunebook.experiment import Setting, build, stream_seed
-from prunebook.pruning import signal_neuron_counts
+from prunebook.conventions import DEFAULT_TEST_SIZE, LOSS_TARGET, MIN_TEST_SIZE
+from prunebook.experiment import BATCH_FIELDS, SETTING_FIELDS, Setting, run
+from prunebook.provenance import package_fingerprint
 from prunebook.theory import snr_p
-from prunebook.train import train
+from prunebook.train import ENGINES, bytes_per_network
 
-__all__ = ["SETTING_FIELDS", "RESULT_COLUMNS", "configurations", "sweep"]
+__all__ = ["RESULT_COLUMNS", "configurations", "sweep"]
 
-SETTING_FIELDS = tuple(f.name for f in fields(Setting))
-#: fields that must be equal for networks to share a training batch
-_BATCH_FIELDS = ("d", "n", "m", "q", "lr", "steps", "signal")
 RESULT_COLUMNS = (
-    "final_loss", "train_error", "test_error", "signal_neurons_pos", "signal_neurons_neg",
-    "gamma_max_pos", "gamma_max_neg", "rho_max", "rho_min", "converged", "diverged",
+    "final_loss", "train_error", "test_error", "signal_neurons_pos", "signal_neurons_neg", "usable_pos",
+    "usable_neg", "gamma_max_pos", "gamma_max_neg", "rho_max", "rho_min", "converged", "diverged",
 )
 
 
@@ -61,8 +57,10 @@ def configurations(axes: Mapping[str, Sequence], seeds: Sequence[int], base: Set
         if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) == 0:
             raise ValueError(f"axes: the values for {k!r} must be a non-empty list")
     for p in axes["p"]:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"axes: every p must lie in [0, 1), got {p!r}")
+        try:
+            check_fraction("p", p)
+        except ValueError as exc:
+            raise ValueError(f"axes: every p must lie in [0, 1), got {p!r}") from exc
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
         raise ValueError(f"seeds: a non-empty list of integers >= 0, got {seeds!r}")
@@ -76,30 +74,8 @@ def configurations(axes: Mapping[str, Sequence], seeds: Sequence[int], base: Set
     return out
 
 
-def _bytes_per_network(cfg: dict, engine: str, element_size: int) -> int:
-    d, n, m = cfg["d"], cfg["n"], cfg["m"]
-    width = basis_width(n)  # the coefficient engine's vectors (mu, xi_1..xi_n, -mu, padding)
-    tensors = 2 * n * d + 4 * 2 * m * d + width * d  # X, W0/M/W/gradient, basis vectors
-    if engine == "coefficients":
-        tensors += 2 * 2 * m * width**2 + 8 * 2 * m * width + 2 * 2 * m * n  # Gram, per-step temporaries, records
-    else:
-        tensors += 4 * n * 2 * 2 * m  # pre-activations and their derivatives
-    return tensors * element_size
-
-
-def code_fingerprint() -> str:
-    """sha256 of the package's source files: any change to the code invalidates cached chunks."""
-    h = hashlib.sha256()
-    for f in sorted(pathlib.Path(__file__).parent.glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def _chunk_key(chunk: list[dict], eval_settings: dict) -> str:
-    blob = json.dumps(
-        {"configs": chunk, "eval": eval_settings, "version": __version__, "code": code_fingerprint()}, sort_keys=True
-    )
+def _chunk_key(chunk: list[dict], eval_settings: dict, code: str) -> str:
+    blob = json.dumps({"configs": chunk, "eval": eval_settings, "version": __version__, "code": code}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -134,42 +110,19 @@ def _save(path: pathlib.Path, key: str, frame: pd.DataFrame, configs: list[dict]
 def _run_chunk(chunk: list[dict], *, engine: str, n_test: int, target_loss: float, dtype, device) -> pd.DataFrame:
     """Train and evaluate one chunk of networks sharing their shapes and training settings."""
     settings = [Setting(**{k: c[k] for k in SETTING_FIELDS}) for c in chunk]
-    parts = [build(s, c["p"], c["seed"], dtype=dtype, device=device) for s, c in zip(settings, chunk)]
-    W0 = torch.stack([w for w, _, _ in parts])
-    M = torch.stack([mm for _, mm, _ in parts])
-    data = stack_datasets([ds for _, _, ds in parts])
     s0 = settings[0]
-    res = train(
-        W0, M, data.X, data.y, q=s0.q, lr=s0.lr, steps=s0.steps, engine=engine,
-        record=("loss", "train_error", "gamma", "rho"), record_every=max(1, s0.steps), on_divergence="warn",
-    )
-    sigma_ps = {s.sigma_p for s in settings}
-    errors = []
-    for sp in sorted(sigma_ps):  # test error per noise level (usually one)
-        rows = [i for i, s in enumerate(settings) if s.sigma_p == sp]
-        te = test_error(res.W[rows], M[rows], data.mu[rows], q=s0.q, sigma_p=sp, n_test=n_test,
-                        seed=[stream_seed(chunk[i]["seed"], "test") for i in rows])
-        errors.append((rows, te.double().cpu().numpy()))
-    te_all = np.empty(len(chunk))
-    for rows, te in errors:
-        te_all[rows] = te
-    counts = signal_neuron_counts(M, data.mu).cpu().numpy()
-    gamma = res.gamma[-1].double().cpu()  # [B, 2, m]
-    rho = res.rho[-1].double().cpu()  # [B, 2, m, n]
-    final_loss = res.loss[-1].double().cpu().numpy()
-    frame = pd.DataFrame(chunk)
-    frame["final_loss"] = final_loss
-    frame["train_error"] = res.train_error[-1].double().cpu().numpy()
-    frame["test_error"] = te_all
-    frame["signal_neurons_pos"] = counts[:, 0]
-    frame["signal_neurons_neg"] = counts[:, 1]
-    frame["gamma_max_pos"] = gamma[:, 0].amax(-1).numpy()
-    frame["gamma_max_neg"] = (-gamma[:, 1]).amax(-1).numpy()  # class -1 learns -mu: report j * gamma
-    frame["rho_max"] = rho.flatten(1).amax(-1).numpy()
-    frame["rho_min"] = rho.flatten(1).amin(-1).numpy()
-    frame["diverged"] = res.diverged.cpu().numpy()
-    frame["converged"] = (final_loss < target_loss) & ~frame["diverged"].to_numpy()
-    return frame
+    result = run(settings, [c["p"] for c in chunk], [c["seed"] for c in chunk], engine=engine,
+                 record=("loss", "train_error", "gamma", "rho"), record_every=max(1, s0.steps),
+                 n_test=n_test, dtype=dtype, device=device)
+    return result.table(target_loss)[[*SETTING_FIELDS, "p", "seed", *RESULT_COLUMNS]]
+
+
+def _progress(total: int, enabled: bool):
+    """A plain-text progress bar (never a notebook widget: the book renders offline)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="networks", unit="net", disable=not enabled, file=sys.stdout, ascii=True,
+                mininterval=2.0)
 
 
 def sweep(
@@ -181,28 +134,26 @@ def sweep(
     memory_cap_bytes: int = 2**30,
     chunk_size: int | None = None,
     engine: str = "coefficients",
-    n_test: int = 2000,
-    target_loss: float = 1e-2,
+    n_test: int = DEFAULT_TEST_SIZE,
+    target_loss: float = LOSS_TARGET,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Train one network per configuration of ``axes`` x ``seeds``; one row per network.
 
-    ``converged`` is ``final_loss < target_loss`` (and not diverged). The returned frame also has
-    the book's heuristics ``snr_p`` and ``n_snr_q`` for each row.
+    ``converged`` is: training error 0, final training loss below ``target_loss``, not diverged.
+    The returned frame also has the book's heuristics ``snr_p`` and ``n_snr_q`` for each row.
     """
     configs = configurations(axes, seeds, base)
     memory_cap_bytes = check_positive_int("memory_cap_bytes", memory_cap_bytes)
     if chunk_size is not None:
         chunk_size = check_positive_int("chunk_size", chunk_size)
-    if engine not in ("weights", "coefficients"):
-        raise ValueError(f"engine: must be 'weights' or 'coefficients', got {engine!r}")
+    check_one_of("engine", engine, ENGINES)
     n_test = check_positive_int("n_test", n_test)
-    if n_test < 2000:
-        raise ValueError(f"n_test: use at least 2000 fresh samples, got {n_test}")
-    if not (isinstance(target_loss, (int, float)) and target_loss > 0):
-        raise ValueError(f"target_loss: must be a number > 0, got {target_loss!r}")
+    if n_test < MIN_TEST_SIZE:
+        raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
+    target_loss = check_positive("target_loss", target_loss)
     cache = None
     if cache_dir is not None:
         cache = pathlib.Path(cache_dir)
@@ -210,21 +161,22 @@ def sweep(
 
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
-        groups.setdefault(tuple(c[k] for k in _BATCH_FIELDS), []).append(i)
+        groups.setdefault(tuple(c[k] for k in BATCH_FIELDS), []).append(i)
     element = torch.empty(0, dtype=dtype).element_size()
     eval_settings = {"engine": engine, "n_test": n_test, "target_loss": target_loss, "dtype": str(dtype)}
     plan = []
     for idx in groups.values():
-        size = chunk_size or max(1, memory_cap_bytes // _bytes_per_network(configs[idx[0]], engine, element))
+        c0 = configs[idx[0]]
+        size = chunk_size or max(1, memory_cap_bytes // bytes_per_network(engine, d=c0["d"], n=c0["n"], m=c0["m"],
+                                                                           element_size=element))
         plan += [idx[s : s + size] for s in range(0, len(idx), size)]
 
-    from tqdm.auto import tqdm
-
+    code = package_fingerprint() if cache is not None else ""  # once per sweep
     frames: list[tuple[list[int], pd.DataFrame]] = []
-    with tqdm(total=len(configs), desc="networks", unit="net", disable=not progress) as bar:
+    with _progress(len(configs), progress) as bar:
         for idx in plan:
             chunk = [configs[i] for i in idx]
-            key = _chunk_key(chunk, eval_settings)
+            key = _chunk_key(chunk, eval_settings, code)
             path = cache / f"chunk-{key[:24]}.npz" if cache is not None else None
             frame = _load(path, key) if path is not None else None
             if frame is None:
@@ -241,7 +193,7 @@ def sweep(
     table.index = pd.RangeIndex(len(table))
     table["snr_p"] = [snr_p(r.mu_norm, r.sigma_p, r.d, r.p) for r in table.itertuples()]
     table["n_snr_q"] = table["n"] * table["snr_p"] ** table["q"]
-    for c in ("signal_neurons_pos", "signal_neurons_neg"):
+    for c in ("signal_neurons_pos", "signal_neurons_neg", "usable_pos", "usable_neg"):
         table[c] = table[c].astype(int)
     for c in ("converged", "diverged"):
         table[c] = table[c].astype(bool)

@@ -1,11 +1,14 @@
 """Heuristic scales the book derives (the book's own heuristics, not constants from the paper).
 
-- a neuron keeps the signal coordinate with probability 1 - p, so the number of signal-carrying
-  neurons per class is Binomial(m, 1 - p);
-- it sees noise of squared norm about (1 - p) d sigma_p^2, so SNR_p = ||mu|| / (sigma_p sqrt((1 - p) d));
+- a neuron keeps the signal coordinate with probability 1 - p, and it sees noise of squared norm
+  about (1 - p) d sigma_p^2, so its effective signal-to-noise ratio is
+  SNR_p = ||mu|| / (sigma_p sqrt((1 - p) d));
 - for q > 2 the race between signal learning and noise memorization is decided by n SNR_p^q
-  against a constant; over-pruning sets in when p^m, the chance that a class has no
-  signal-carrying neuron, is no longer small.
+  against a constant (logarithmic factors and extreme-value effects aside);
+- a neuron of class j is *usable* (can learn the signal under small-step GD) when its mask keeps
+  the signal coordinate and its initial overlap has the right sign, j <w0 ⊙ m, mu> > 0: that has
+  probability (1 - p)/2, so usable neurons per class are Binomial(m, (1 - p)/2), and a network has
+  none at all with probability ((1 + p)/2)^(2m), which crosses 1/2 near p* = 1 - ln 2 / m.
 """
 
 from __future__ import annotations
@@ -13,28 +16,29 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats as _st
 
-from prunebook._checks import check_fraction, check_positive, check_positive_int, check_q
+from prunebook._checks import check_fraction, check_fractions, check_positive, check_positive_int, check_q
+from prunebook.stats import LEVEL, bootstrap_seeds, logistic_fit
 
 __all__ = [
     "snr",
     "snr_p",
     "n_snr_q",
+    "signal_neuron_pmf",
+    "usable_neuron_pmf",
+    "prob_no_usable_neuron",
+    "overpruning_fraction",
     "prob_class_without_signal",
     "prob_some_class_without_signal",
-    "signal_neuron_pmf",
     "race_boundary_n",
     "race_boundary_mu",
-    "overpruning_fraction",
     "fit_race_constant",
 ]
 
 
-def _fractions(p) -> np.ndarray:
-    arr = np.asarray(p, dtype=float)
-    if not np.all((arr >= 0) & (arr < 1)):
-        raise ValueError(f"p: every pruning fraction must lie in [0, 1), got {p!r}")
-    return arr
+def _scalar_or_array(out):
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def snr(mu_norm: float, sigma_p: float, d: int) -> float:
@@ -46,12 +50,11 @@ def snr_p(mu_norm, sigma_p: float, d: int, p):
     """SNR_p = ||mu|| / (sigma_p sqrt((1 - p) d)); ``p`` and ``mu_norm`` may be arrays."""
     check_positive("sigma_p", sigma_p)
     check_positive_int("d", d)
-    p_arr = _fractions(p)
+    p_arr = check_fractions("p", p)
     mu = np.asarray(mu_norm, dtype=float)
     if not np.all(mu > 0):
         raise ValueError(f"mu_norm: must be > 0, got {mu_norm!r}")
-    out = mu / (sigma_p * np.sqrt((1 - p_arr) * d))
-    return float(out) if out.ndim == 0 else out
+    return _scalar_or_array(mu / (sigma_p * np.sqrt((1 - p_arr) * d)))
 
 
 def n_snr_q(n, mu_norm, sigma_p: float, d: int, p, q: float):
@@ -60,31 +63,55 @@ def n_snr_q(n, mu_norm, sigma_p: float, d: int, p, q: float):
     n_arr = np.asarray(n, dtype=float)
     if not np.all(n_arr > 0):
         raise ValueError(f"n: must be > 0, got {n!r}")
-    out = n_arr * np.asarray(snr_p(mu_norm, sigma_p, d, p)) ** q
-    return float(out) if np.ndim(out) == 0 else out
-
-
-def prob_class_without_signal(p, m: int):
-    """P(a given class has no signal-carrying neuron) = p^m under random pruning."""
-    m = check_positive_int("m", m)
-    out = _fractions(p) ** m
-    return float(out) if np.ndim(out) == 0 else out
-
-
-def prob_some_class_without_signal(p, m: int):
-    """P(at least one of the two classes has no signal-carrying neuron) = 1 - (1 - p^m)^2."""
-    pc = np.asarray(prob_class_without_signal(p, m))
-    out = 1 - (1 - pc) ** 2
-    return float(out) if np.ndim(out) == 0 else out
+    return _scalar_or_array(n_arr * np.asarray(snr_p(mu_norm, sigma_p, d, p)) ** q)
 
 
 def signal_neuron_pmf(m: int, p: float) -> np.ndarray:
-    """Binomial(m, 1 - p) probabilities of k = 0..m signal-carrying neurons in a class."""
+    """Binomial(m, 1 - p) probabilities of k = 0..m neurons of a class that keep the signal coordinate."""
     m = check_positive_int("m", m)
     p = check_fraction("p", p)
-    k = np.arange(m + 1)
-    comb = np.array([math.comb(m, int(i)) for i in k], dtype=float)
-    return comb * (1 - p) ** k * p ** (m - k)
+    return _st.binom.pmf(np.arange(m + 1), m, 1 - p)
+
+
+def usable_neuron_pmf(m: int, p: float) -> np.ndarray:
+    """Binomial(m, (1 - p)/2) probabilities of k = 0..m usable neurons in a class."""
+    m = check_positive_int("m", m)
+    p = check_fraction("p", p)
+    return _st.binom.pmf(np.arange(m + 1), m, (1 - p) / 2)
+
+
+def prob_no_usable_neuron(p, m: int):
+    """((1 + p)/2)^(2m): the probability that a randomly pruned network has no usable neuron at all."""
+    m = check_positive_int("m", m)
+    return _scalar_or_array(((1 + check_fractions("p", p)) / 2) ** (2 * m))
+
+
+def overpruning_fraction(m: int, level: float = 0.5) -> float:
+    """The p at which the network has no usable neuron with probability ``level``: 2 level^(1/(2m)) - 1.
+
+    For level 1/2 this is 2^(1 - 1/(2m)) - 1 = 1 - ln 2 / m + O(1/m^2).
+    """
+    m = check_positive_int("m", m)
+    level = float(level)
+    if not 0 < level < 1:
+        raise ValueError(f"level: must lie in (0, 1), got {level!r}")
+    return float(2 * level ** (1 / (2 * m)) - 1)
+
+
+def prob_class_without_signal(p, m: int):
+    """p^m: the probability that a given class has no neuron keeping the signal coordinate.
+
+    Not the over-pruning law (an earlier version of the book used it as such): a neuron needs the
+    coordinate *and* the right initial sign, see :func:`prob_no_usable_neuron`.
+    """
+    m = check_positive_int("m", m)
+    return _scalar_or_array(check_fractions("p", p) ** m)
+
+
+def prob_some_class_without_signal(p, m: int):
+    """1 - (1 - p^m)^2: the probability that some class has no neuron keeping the signal coordinate."""
+    pc = np.asarray(prob_class_without_signal(p, m))
+    return _scalar_or_array(1 - (1 - pc) ** 2)
 
 
 def race_boundary_n(p, C: float, mu_norm: float, sigma_p: float, d: int, q: float):
@@ -98,61 +125,33 @@ def race_boundary_mu(p, C: float, n: int, sigma_p: float, d: int, q: float):
     check_positive("C", C)
     n = check_positive_int("n", n)
     q = check_q(q)
-    return (C / n) ** (1 / q) * check_positive("sigma_p", sigma_p) * np.sqrt((1 - _fractions(p)) * check_positive_int("d", d))
+    return (C / n) ** (1 / q) * check_positive("sigma_p", sigma_p) * np.sqrt((1 - check_fractions("p", p)) * check_positive_int("d", d))
 
 
-def overpruning_fraction(m: int, level: float = 0.5) -> float:
-    """The p at which some class has no signal-carrying neuron with probability ``level``: (1 - sqrt(1 - level))^(1/m)."""
-    m = check_positive_int("m", m)
-    level = float(level)
-    if not 0 < level < 1:
-        raise ValueError(f"level: must lie in (0, 1), got {level!r}")
-    return float((1 - math.sqrt(1 - level)) ** (1 / m))
-
-
-def _logistic_fit(x: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
-    """Maximum-likelihood (a, b) of P(y = 1) = sigmoid(a + b x), by Newton's method with a tiny ridge."""
-    X = np.stack([np.ones_like(x), x], axis=1)
-    w = np.zeros(2)
-    for _ in range(iters):
-        z = np.clip(X @ w, -30, 30)
-        pr = 1 / (1 + np.exp(-z))
-        grad = X.T @ (y - pr) - 1e-6 * w
-        H = (X * (pr * (1 - pr))[:, None]).T @ X + 1e-6 * np.eye(2)
-        step = np.linalg.solve(H, grad)
-        w = w + step
-        if np.abs(step).max() < 1e-10:
-            break
-    a, b = w
-    return float(a), float(b)
-
-
-def fit_race_constant(statistic, success, *, n_boot: int = 500, seed: int = 0) -> tuple[float, float, float]:
+def fit_race_constant(statistic, success, seeds, *, n_boot: int = 1000, level: float = LEVEL, seed: int = 0):
     """Fit C such that P(success) = 1/2 at n SNR_p^q = C, by logistic regression on log(statistic).
 
-    Returns (C, lo, hi) with a 95% bootstrap interval over the networks. ``success`` is boolean
-    (e.g. test error below 1/4); use only networks in which every class has a signal-carrying neuron.
+    ``statistic``, ``success`` (boolean) and ``seeds`` have one entry per network. The interval is
+    a bootstrap over seeds (all networks of a seed together). Use only networks that could learn
+    the signal (with a usable neuron). Returns a :class:`prunebook.stats.BootstrapResult`.
     """
     s = np.asarray(statistic, dtype=float)
     y = np.asarray(success, dtype=float)
-    if s.shape != y.shape or s.ndim != 1 or len(s) < 4:
-        raise ValueError("statistic: need two 1-d arrays of equal length >= 4")
+    g = np.asarray(seeds)
+    if s.shape != y.shape or s.shape != g.shape or s.ndim != 1 or len(s) < 4:
+        raise ValueError("statistic: need statistic, success and seeds as 1-d arrays of equal length >= 4")
     if np.any(s <= 0):
         raise ValueError("statistic: values must be > 0")
     if y.min() == y.max():
         raise ValueError("success: need both successes and failures to locate a threshold")
     x = np.log(s)
+    rows = {k: np.nonzero(g == k)[0] for k in np.unique(g)}
 
-    def centre(xx, yy):
-        a, b = _logistic_fit(xx, yy)
+    def centre(chosen):
+        idx = np.concatenate([rows[k] for k in chosen])
+        if y[idx].min() == y[idx].max():
+            return np.nan
+        a, b = logistic_fit(x[idx], y[idx])
         return np.exp(-a / b) if b > 0 else np.nan
 
-    C = centre(x, y)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(x), len(x))
-        if y[i].min() != y[i].max():
-            boots.append(centre(x[i], y[i]))
-    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
-    return float(C), float(lo), float(hi)
+    return bootstrap_seeds(list(rows), centre, n_boot=n_boot, level=level, seed=seed)
