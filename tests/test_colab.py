@@ -17,7 +17,7 @@ nbtools = load_tool("notebooks")
 
 TORCH_PIN = "torch==2.13.0"
 # what Colab ships besides torch (and the chapters use): the install cell must not need more
-COLAB_STACK = ["numpy", "pandas", "matplotlib", "seaborn", "scikit-learn", "tqdm", "ipykernel"]
+COLAB_STACK = ["numpy", "scipy", "numba", "pandas", "matplotlib", "seaborn", "scikit-learn", "tqdm", "ipykernel"]
 # pip finds no package index: a target that needs one fails at once
 NO_INDEX = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2",
             "PIP_NO_INPUT": "1", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}

@@ -46,7 +46,8 @@ window.MathJax = {
 
 @pytest.fixture(scope="module")
 def rendered(colab_edition, tmp_path_factory):
-    """Each edition notebook as nbconvert HTML under _build/colab/html/."""
+    """Each edition notebook as nbconvert HTML under _build/colab-render/ (not in _build/colab,
+    which the release workflow publishes)."""
     from nbconvert import HTMLExporter
 
     templates = tmp_path_factory.mktemp("templates")
@@ -55,8 +56,8 @@ def rendered(colab_edition, tmp_path_factory):
     (templates / "colab_mathjax3" / "conf.json").write_text(json.dumps({"base_template": "lab", "mimetypes": {"text/html": True}}))
     exporter = HTMLExporter(template_name="colab_mathjax3", extra_template_basedirs=[str(templates)],
                             mathjax_url="/" + MATHJAX)
-    out = colab_edition / "html"
-    out.mkdir(exist_ok=True)
+    out = ROOT / "_build" / "colab-render"
+    out.mkdir(parents=True, exist_ok=True)
     for chapter in CHAPTERS:
         body, _ = exporter.from_filename(str(colab_edition / "chapters" / f"{chapter}.ipynb"))
         (out / f"{chapter}.html").write_text(body)
