@@ -296,3 +296,20 @@ def test_numbers_match_the_built_book(built_book):
         else:
             shown = re.search(r'class="caption-number">([^<]*)</span>', page[at:])
             assert shown and shown.group(1).split()[-1] == t.number, f"{label}: book {shown and shown.group(1)!r}, edition {t.number}"
+
+
+def test_download_links_point_where_sphinx_puts_the_file(book):
+    """{download}`data <figure-data/x.csv>` becomes a link to the online book's copy of the file,
+    at the path Sphinx itself gives it (_downloads/<md5 of the source-relative path>/<name>)."""
+    try:
+        from sphinx.util._files import DownloadFiles
+    except ImportError:  # older Sphinx
+        from sphinx.util import DownloadFiles
+
+    b = ce.load_book(book)
+    flat = ce.Flattener(b, "chapters/01_one", ce.collect(b), {}, [], 0)
+    got = flat.inline("the {download}`data <figure-data/phase-pn.csv>` and {download}`../extra/raw.csv`")
+    want = DownloadFiles()
+    first = want.add_file("chapters/01_one", "chapters/figure-data/phase-pn.csv")
+    second = want.add_file("chapters/01_one", "extra/raw.csv")
+    assert got == (f"the [data]({b.base_url}_downloads/{first}) and [raw.csv]({b.base_url}_downloads/{second})")

@@ -29,6 +29,7 @@ cell, so new MyST cannot leak into the edition as raw text.
 
 import argparse
 import copy
+import hashlib
 import dataclasses
 import importlib.util
 import json
@@ -385,11 +386,27 @@ class Flattener:
             return self.glue_value(name, content)
         if name == "math":
             return f"${content}$"
+        if name == "download":
+            return f"[{text or pathlib.PurePosixPath(label).name}]({self.download_url(label)})"
         if name in ("sub", "sup", "kbd"):
             return f"<{name}>{content}</{name}>"
         if name in ("abbr", "term", "index"):
             return re.sub(r"\s*\([^()]*\)$|\s*<[^<>]*>$", "", content) if name != "index" else ""
         self.fail(f"unknown role {{{name}}}`{content}` (teach tools/colab_edition.py to flatten it)")
+
+    def download_url(self, label: str) -> str:
+        """Where the online book serves a file of the {download} role: Sphinx copies it to
+        ``_downloads/<md5 of its path relative to the book's root>/<name>``."""
+        rel = (pathlib.PurePosixPath(self.doc).parent / label).as_posix() if not label.startswith("/") else label[1:]
+        parts = []
+        for part in rel.split("/"):
+            if part == "..":
+                parts.pop() if parts else self.fail(f"{{download}}`{label}`: outside the book")
+            elif part not in ("", "."):
+                parts.append(part)
+        rel = "/".join(parts)
+        digest = hashlib.md5(rel.encode()).hexdigest()
+        return f"{self.book.base_url}_downloads/{digest}/{pathlib.PurePosixPath(rel).name}"
 
     def doc_title(self, docname: str) -> str:
         path = self.book.root / f"{docname}.ipynb"
