@@ -62,7 +62,7 @@ test: $(GRADER) browser
 	$(BIN)/python -m pytest
 
 assignments: $(GRADER)
-	$(BIN)/python tools/assignments.py --out _build/assignments $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
+	$(BIN)/python tools/make_assignments.py --out _build/assignments $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
 
 grade: $(GRADER)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder> [TIME_LIMIT=300] [JOBS=1] [CHAPTER=<chapter>]"; exit 2; }
