@@ -8,7 +8,7 @@
    1500 networks. The whole call is timed (compilation included: ``--cold`` points numba at an
    empty cache directory first, so the kernel is compiled inside the timed call). Goal: <= 30 s on
    2 cores.
-2. DESIGN section 2's finding-3 configuration: 64 networks (8 pruning fractions x 8 seeds),
+2. The finding-3 configuration of chapter 4: 64 networks (8 pruning fractions x 8 seeds),
    d = 5000, m = 10, n = 50, ||mu|| = 18, sigma_0 = 0.0045, lr = 0.1, 20000 steps.
 3. A large matmul's GFLOP/s, measured in the same run, for scale.
 Each workload runs ``--repeat`` times, interleaved; every time is printed and the best is compared.

@@ -12,7 +12,7 @@ from conftest import small_problem
 
 
 def reference_f(W, M, X, q):
-    """A literal, loop-based transcription of f(W, x) from DESIGN section 2 (for one network)."""
+    """A literal, loop-based transcription of f(W, x) as chapter 2 defines it (for one network)."""
     n, P, d = X.shape
     m = W.shape[1]
     out = torch.zeros(n, dtype=W.dtype)

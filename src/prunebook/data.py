@@ -1,4 +1,4 @@
-r"""The two-patch signal-noise data model (DESIGN section 2; Cao, Chen, Belkin and Gu, 2022).
+r"""The two-patch signal-noise data model the book studies (Cao, Chen, Belkin and Gu, NeurIPS 2022).
 
 - label y uniform on {-1, +1};
 - signal vector mu in R^d: ``"sparse"`` (default) is ||mu|| e_1, ``"dense"`` is uniform on the

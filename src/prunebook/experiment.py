@@ -33,7 +33,7 @@ __all__ = ["Setting", "SETTING_FIELDS", "BATCH_FIELDS", "grid", "build", "build_
 
 @dataclass(frozen=True)
 class Setting:
-    """Sizes and hyper-parameters of one experiment (defaults: DESIGN section 2's configuration)."""
+    """Sizes and hyper-parameters of one experiment (defaults: the book's reference configuration, d = 1000, n = 50, m = 20)."""
 
     d: int = 1000
     n: int = 50

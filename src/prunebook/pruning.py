@@ -79,7 +79,7 @@ def signal_neuron_counts(M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
 
 
 def usable(W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    """Which neurons can learn the signal, as a bool tensor [..., 2, m] (DESIGN's usable neurons).
+    """Which neurons can learn the signal, as a bool tensor [..., 2, m] (the book's usable neurons).
 
     Neuron r of class j is *usable* when its mask keeps some of mu and its initial overlap with the
     signal has the class's sign, j <w0_{j,r} ⊙ m_{j,r}, mu> > 0. With the wrong sign, small-step GD
