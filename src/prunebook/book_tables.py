@@ -59,7 +59,7 @@ for _name, (_q, _d, _mu, _s0, _lr, _ns, _start) in SCALING_CONFIGS.items():
         base=Setting(d=_d, m=20, q=_q, mu_norm=_mu, sigma_0=_s0, lr=_lr, steps=3000),
     ))
 
-#: Finding 3 where it can be seen (DESIGN section 2): (1 - p) d = 350 at the threshold p* = 1 - ln 2 / 10
+#: Finding 3 where it can be seen: (1 - p) d = 350 at the threshold p* = 1 - ln 2 / 10
 #: is seven times n; small steps (lr = 0.1, 20000 steps); 100 seeds a p for failure rates.
 FINDING3_P = (0.0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 register(TableSpec(

@@ -1,6 +1,6 @@
 """Race boundaries and the over-pruning law, measured on sweep tables (one row per network).
 
-The analyses behind chapter 4, each following the book's statistics convention (DESIGN section 5):
+The analyses behind chapter 4, each following the book's statistics convention (:mod:`prunebook.stats`):
 
 - :func:`split_seeds`: a table's seeds in two disjoint halves, one to *choose* on (a fitted
   constant, a best p, a threshold), one to *report* on;
