@@ -22,7 +22,6 @@ NOT_YET_CONVERTED = {
     "02_pruning_at_initialization",
     "03_gd_dynamics",
     "04_phase_transition",
-    "05_pruning_criteria",
     "06_real_data",
 }
 

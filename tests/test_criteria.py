@@ -180,3 +180,21 @@ def test_paired_comparison_counts_and_exact_p_values():
         cr.paired_comparison({"random": base, "snip": snip[:, :3]}, [0.9, 0.5])
     with pytest.raises(ValueError, match="^errors:"):
         cr.paired_comparison({"random": base, "snip": snip}, [0.9])
+
+
+@pytest.mark.parametrize("index", [0, 3, -1])
+def test_coordinate_kept_equals_the_masks(batch, index):
+    W0, data, seeds = batch
+    ps = [0.0, 0.3, 0.5, 0.9, 0.975]
+    for name in ("random", "magnitude", "snip", "grasp"):
+        scores = cr.criterion_scores(name, W0, X=data.X, y=data.y, seeds=seeds)
+        kept = cr.coordinate_kept(scores, ps, index=index)
+        assert kept.shape == (len(ps), *W0.shape[:-1])
+        for k, p in enumerate(ps):
+            assert torch.equal(kept[k], cr.mask_from_scores(scores, p)[..., index] > 0), (name, p)
+    ties = torch.ones(2, 1, 4)  # all equal: the lowest positions are kept first
+    assert cr.coordinate_kept(ties, [0.5], index=1).all() and not cr.coordinate_kept(ties, [0.5], index=2).any()
+    with pytest.raises(ValueError, match="^index:"):
+        cr.coordinate_kept(ties, [0.5], index=4)
+    with pytest.raises(ValueError, match="^p:"):
+        cr.coordinate_kept(ties, [1.0])

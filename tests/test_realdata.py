@@ -96,3 +96,22 @@ def test_gram_trainer_rejects_bad_input():
         train_gram(W0, M, X[:, :, :, :5], y, lr=1.0, steps=1)
     with pytest.raises(ValueError, match="^lr:"):
         train_gram(W0, M, X, y, lr=0.0, steps=1)
+
+
+def test_class_mean_rotation_concentrates_the_class_difference():
+    from prunebook.realdata import class_mean_rotation, rotate_pixels
+
+    train, val, _ = digits_split(300, 100, seed=2, dtype=torch.float64)
+    H = class_mean_rotation(train)
+    torch.testing.assert_close(H @ H.T, torch.eye(64, dtype=torch.float64), atol=1e-12, rtol=0)
+    rot = rotate_pixels(train, H)
+    diff = rot.X[rot.y > 0, 0].mean(0) - rot.X[rot.y < 0, 0].mean(0)
+    assert float(diff[0]) > 0 and float(diff[1:].abs().max()) < 1e-10  # all of it on the first pixel
+    torch.testing.assert_close(rot.X.norm(dim=-1), train.X.norm(dim=-1))  # a rotation: norms kept
+    torch.testing.assert_close(rotate_pixels(val, H).X, val.X @ H.T)
+    net = digits_networks(300, 100, [0.0], [2], m=2, sigma_0=0.1, concentrate=True, dtype=torch.float64)
+    torch.testing.assert_close(net.train.X[0], rot.X)
+    with pytest.raises(ValueError, match="^train:"):
+        class_mean_rotation(train._replace(y=torch.ones_like(train.y)))
+    with pytest.raises(ValueError, match="^H:"):
+        rotate_pixels(train, torch.eye(3))

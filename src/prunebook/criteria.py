@@ -33,7 +33,7 @@ from prunebook.stats import mcnemar, sign_test
 
 __all__ = [
     "CRITERIA", "magnitude_scores", "snip_scores", "grasp_scores", "synflow_scores", "mask_from_scores", "criterion_mask",
-    "batch_masks", "criterion_scores", "grid_masks", "paired_comparison",
+    "batch_masks", "criterion_scores", "grid_masks", "paired_comparison", "coordinate_kept",
 ]
 
 CRITERIA = ("random", "magnitude", "snip", "grasp", "synflow")
@@ -226,3 +226,26 @@ def paired_comparison(errors, ps, *, baseline: str = "random", success_error: fl
                          "better": mc.a_better, "worse": mc.b_better, "mcnemar_p": mc.p_value,
                          "lower_error": st.a_better, "higher_error": st.b_better, "sign_p": st.p_value})
     return pd.DataFrame(rows)
+
+
+def coordinate_kept(scores: torch.Tensor, ps, *, index: int = 0) -> torch.Tensor:
+    """Whether each neuron's mask keeps input coordinate ``index``, at every p of ``ps``: bool [len(ps), ..., 2, m].
+
+    The same as ``mask_from_scores(scores, p)[..., index] > 0`` for each p (per-neuron budget, ties
+    broken by position), from one pass over the scores instead of a sort per p: the coordinate is
+    kept when fewer than round((1 - p) d) weights of its neuron rank above it. For the sparse
+    signal (coordinate 0) this says which neurons keep the signal.
+    """
+    check_tensor("scores", scores, ndim_min=3)
+    d = scores.shape[-1]
+    if not -d <= index < d:
+        raise ValueError(f"index: must address one of the d = {d} coordinates, got {index}")
+    index %= d
+    s = scores[..., index : index + 1]
+    positions = torch.arange(d, device=scores.device)
+    above = (scores > s) | ((scores == s) & (positions < index))  # ranked before the coordinate
+    rank = above.sum(-1)
+    budgets = [round((1 - check_fraction("p", p)) * d) for p in ps]
+    if not budgets:
+        raise ValueError("ps: need at least one pruning fraction")
+    return torch.stack([rank < k for k in budgets])

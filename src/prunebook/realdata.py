@@ -4,6 +4,7 @@
   or train, validation, test), one patch of 64 pixels;
 - :func:`add_noise_patch`, :func:`digits_networks`: the bridge towards the model we study, each image
   in the place of the signal patch and Gaussian noise in added dimensions as the noise patch;
+  :func:`class_mean_rotation` gives a sparse view of the images (the class-mean difference on one pixel);
 - :func:`train_gram`: GD on the book's network through per-neuron Gram matrices of the training
   patches, the fast way to train when n P is much smaller than d.
 """
@@ -26,8 +27,8 @@ from prunebook.pruning import random_mask
 from prunebook.result import TrainResult, record_steps, report_divergence
 from prunebook.seeds import generator, numpy_rng, stream_seed
 
-__all__ = ["digits_binary", "digits_batch", "digits_split", "add_noise_patch", "DigitsNetworks", "digits_networks",
-           "train_gram"]
+__all__ = ["digits_binary", "digits_batch", "digits_split", "add_noise_patch", "class_mean_rotation", "rotate_pixels",
+           "DigitsNetworks", "digits_networks", "train_gram"]
 
 
 def digits_binary(n_train: int, *, seed: int, positive=(0, 2, 4, 6, 8), dtype=torch.float32) -> tuple[Dataset, Dataset]:
@@ -138,6 +139,39 @@ def add_noise_patch(ds: Dataset, extra_dims: int, sigma: float, *, seed: int) ->
     return Dataset(out, ds.y, torch.zeros(0, dtype=X.dtype), out[:, 1].clone())
 
 
+def class_mean_rotation(train: Dataset) -> torch.Tensor:
+    """The orthogonal (Householder) matrix H [P, P] that maps the training set's class-mean difference onto e_1.
+
+    ``X @ H.T`` rotates single-patch images ([n, 1, pixels]) so that the direction separating the
+    class means, estimated on ``train`` alone, becomes the first coordinate: a sparse view of the
+    same data (a dense network cannot tell the two views apart, random pruning can).
+    """
+    X = check_tensor("train.X", train.X, ndim=3)
+    if X.shape[1] != 1:
+        raise ValueError(f"train: expected single-patch images [n, 1, pixels], got X of shape {tuple(X.shape)}")
+    y = train.y
+    if not (bool((y > 0).any()) and bool((y < 0).any())):
+        raise ValueError("train: need images of both classes to estimate the class-mean difference")
+    X64 = X[:, 0].double()
+    u = X64[y > 0].mean(0) - X64[y < 0].mean(0)
+    u = u / u.norm()
+    e = torch.zeros_like(u)
+    e[0] = 1.0
+    v = u - e
+    if float(v.norm()) < 1e-12:
+        return torch.eye(len(u), dtype=X.dtype)
+    v = v / v.norm()
+    return (torch.eye(len(u), dtype=torch.float64) - 2 * torch.outer(v, v)).to(X.dtype)
+
+
+def rotate_pixels(ds: Dataset, H: torch.Tensor) -> Dataset:
+    """The single-patch images of ``ds`` in the rotated basis, ``X @ H.T``."""
+    X = check_tensor("ds.X", ds.X, ndim=3)
+    if H.shape != (X.shape[-1], X.shape[-1]):
+        raise ValueError(f"H: expected a [{X.shape[-1]}, {X.shape[-1]}] matrix, got {tuple(H.shape)}")
+    return Dataset(X @ H.T.to(X.dtype), ds.y, ds.mu, ds.xi)
+
+
 class DigitsNetworks(NamedTuple):
     """Networks for the digits task, batch axis first: initial weights, masks and their data."""
 
@@ -150,12 +184,13 @@ class DigitsNetworks(NamedTuple):
 
 def digits_networks(n_train: int, n_val: int, ps: Sequence[float], seeds: Sequence[int], *, m: int, sigma_0: float,
                     extra_dims: int = 0, noise_sigma: float = 1.0, n_test: int | None = None,
-                    dtype=torch.float32) -> DigitsNetworks:
+                    concentrate: bool = False, dtype=torch.float32) -> DigitsNetworks:
     """One network per (ps[k], seeds[k]) on the (train, validation, test) split of :func:`digits_split`.
 
     With ``extra_dims > 0`` every image gets a noise patch (:func:`add_noise_patch`; the noise of the
     three parts from the ``noise`` stream of the seed, sub-streams 0, 1, 2). ``n_test`` keeps the first
-    ``n_test`` test images (all of them if None). As in :func:`digits_batch`, networks with the same
+    ``n_test`` test images (all of them if None). ``concentrate=True`` first rotates each seed's images
+    by :func:`class_mean_rotation` of its training set. As in :func:`digits_batch`, networks with the same
     seed share split, noise and initialization, and their random masks are nested across p.
     """
     if len(ps) != len(seeds) or len(ps) == 0:
@@ -171,6 +206,9 @@ def digits_networks(n_train: int, n_val: int, ps: Sequence[float], seeds: Sequen
         parts = digits_split(n_train, n_val, seed=s, dtype=dtype)
         if n_test is not None:
             parts = (*parts[:2], Dataset(parts[2].X[:n_test], parts[2].y[:n_test], parts[2].mu, parts[2].xi))
+        if concentrate:
+            H = class_mean_rotation(parts[0])
+            parts = tuple(rotate_pixels(part, H) for part in parts)
         if extra_dims:
             parts = tuple(add_noise_patch(part, extra_dims, noise_sigma, seed=stream_seed(s, "noise", k))
                           for k, part in enumerate(parts))
