@@ -16,6 +16,12 @@ Scores for the first-layer weights W [..., 2, m, d] at initialization:
 Masks keep an exact count: ``round((1 - p) * d)`` weights per neuron (``per="neuron"``, the
 default: the same budget as random pruning gives each neuron in expectation) or
 ``round((1 - p) * 2 m d)`` in the whole layer (``per="global"``).
+
+For comparisons on many seeds: :func:`criterion_scores` computes a one-shot criterion's scores
+once per network, :func:`grid_masks` turns them into the masks of a (p, seed) grid,
+:func:`coordinate_kept` says which neurons keep a coordinate (the signal) at every p without
+building the masks, and :func:`paired_comparison` tests each criterion against a baseline on the
+same seeds (McNemar on success, sign test on the error differences).
 """
 
 from __future__ import annotations
