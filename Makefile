@@ -17,11 +17,12 @@ TIME_LIMIT  ?= 300
 JOBS        ?= 1
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser book test assignments grade dist constraints tables clean
+.PHONY: help install browser book colab test assignments grade dist constraints tables clean
 
 help:
 	@echo "make book         - set up .venv, execute every chapter and build _build/html (strict)"
 	@echo "make test         - set up .venv and run the whole test suite (includes the strict book build)"
+	@echo "make colab        - write the Colab edition of every chapter to _build/colab/chapters"
 	@echo "make assignments  - student and solution copies and the grading bundle in _build/assignments [EXTRA_TESTS=<dir>]"
 	@echo "make grade SUBMISSIONS=<dir> - grade every notebook in <dir>: _build/grades.csv, _build/feedback/ [TIME_LIMIT=300 JOBS=1 CHAPTER=]"
 	@echo "make dist         - build the sdist and wheel into dist/ and check them (twine check --strict)"
@@ -53,11 +54,15 @@ browser:
 book: install
 	$(BIN)/python tools/build_book.py
 
+# plain-Markdown notebooks for Colab/JupyterLab; {glue} values from the execution cache of `make book`
+colab: install
+	$(BIN)/python tools/colab_edition.py
+
 test: $(GRADER) browser
 	$(BIN)/python -m pytest
 
 assignments: $(GRADER)
-	$(BIN)/python tools/assignments.py --out _build/assignments $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
+	$(BIN)/python tools/make_assignments.py --out _build/assignments $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
 
 grade: $(GRADER)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder> [TIME_LIMIT=300] [JOBS=1] [CHAPTER=<chapter>]"; exit 2; }

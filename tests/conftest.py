@@ -19,6 +19,14 @@ def built_book() -> pathlib.Path:
     return ROOT / "_build" / "html"
 
 
+@pytest.fixture(scope="session")
+def colab_edition() -> pathlib.Path:
+    """`make colab`: the Colab edition of every chapter in _build/colab (glue values from the built
+    book's executed chapters where present)."""
+    load_tool("colab_edition").write()
+    return ROOT / "_build" / "colab"
+
+
 def load_tool(name: str):
     """Import tools/<name>.py (the repository's scripts are not part of the package)."""
     import importlib.util

@@ -19,8 +19,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "90_fixture.ipynb"
 # set as chapters are converted: the format test then holds them to the format, and it fails for
 # a chapter listed here that already follows it.
 NOT_YET_CONVERTED = {
-    "02_pruning_at_initialization",
-    "03_gd_dynamics",
     "04_phase_transition",
 }
 

@@ -3,6 +3,7 @@
 import html.parser
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -53,7 +54,6 @@ def test_chapter_page(built_book, chapter):
     assert all(i.get("alt", "").strip() for i in figures), "every figure has alt text"
     assert page.figcaptions >= len(figures), "every figure has a caption"
     assert any("colab.research.google.com" in h and h.endswith(f"{chapter}.ipynb") for h in page.links)
-    assert any(h.endswith(f"_sources/chapters/{chapter}.ipynb") for h in page.links), ".ipynb download"
     assert "exercise" in page.classes and "solution" in page.classes, "exercise and solution boxes"
     assert "footnote-reference" in page.classes, "citations resolve to the chapter's references"
     if chapter != "00_setup":
@@ -61,6 +61,46 @@ def test_chapter_page(built_book, chapter):
     if chapter == "03_gd_dynamics":
         assert "theorem" in page.classes and "proof" in page.classes
     assert "output_error" not in " ".join(page.classes) and "Traceback" not in (built_book / "chapters" / f"{chapter}.html").read_text()
+
+
+def _pages(built_book):
+    return sorted(p for p in built_book.rglob("*.html") if "_static" not in p.parts and "reports" not in p.parts)
+
+
+def test_colab_links_open_the_chapter_edition_at_the_release(built_book, colab_edition):
+    """Every Colab link opens the Colab edition of its page's chapter, on the `colab` branch under
+    v<version>/ (where the release workflow publishes `make colab`), never a moving branch."""
+    url, version = nbtools.release()
+    org_repo = url.removeprefix("https://github.com/")
+    pattern = re.compile(
+        rf"https://colab\.research\.google\.com/github/{re.escape(org_repo)}/blob/colab/v{re.escape(version)}/(.+\.ipynb)")
+    seen = {}
+    for html in _pages(built_book):
+        links = [h for h in parse(html).links if "colab.research.google.com" in h]
+        for h in links:
+            m = pattern.fullmatch(h)
+            assert m, f"{html.relative_to(built_book)}: Colab link {h} is not the release edition's"
+            page = html.relative_to(built_book).with_suffix(".ipynb").as_posix()
+            assert m.group(1) == page, f"{html.relative_to(built_book)}: Colab link opens {m.group(1)}"
+            assert (colab_edition / m.group(1)).exists(), f"{h}: {m.group(1)} is not in the Colab edition"
+            seen[page] = h
+    assert sorted(seen) == [f"chapters/{c}.ipynb" for c in CHAPTERS], "every chapter page has its Colab link"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_download_is_the_executed_notebook(built_book, chapter):
+    page = parse(built_book / "chapters" / f"{chapter}.html")
+    href = f"../_notebooks/chapters/{chapter}.ipynb"
+    assert href in page.links, "the page links its executed notebook"
+    assert not any(h.endswith(f"_sources/chapters/{chapter}.ipynb") for h in page.links), "not the bare source"
+    nb = json.loads((built_book / "chapters" / href).resolve().read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code[1:]), "every cell was executed"
+    images = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 1, "with its figures"
+    source = json.loads((ROOT / "chapters" / f"{chapter}.ipynb").read_text())
+    assert ["".join(c["source"]) for c in code] == [
+        "".join(c["source"]) for c in source["cells"] if c["cell_type"] == "code"], "of the current chapter"
 
 
 def test_bibliography_and_landing_page(built_book):

@@ -39,12 +39,32 @@ def browser(tmp_path_factory):
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-dev-shm-usage", "--no-first-run", "--disable-sync",
-                 "--window-size=1280,1600", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+                 "--window-size=1280,1600", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+                 # offline: every host but the local server is unresolvable, so nothing leaves the machine
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
+    driver.execute_cdp_cmd("Network.enable", {})
     yield driver
     driver.quit()
+
+
+def requests_made(driver) -> list[str]:
+    """The URLs the browser requested since the last call (Chrome's performance log, drained)."""
+    import json
+
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def non_local(urls, server: str) -> list[str]:
+    return sorted({u for u in urls if not u.startswith((server, "data:", "blob:", "about:"))})
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,6 +90,7 @@ def parse_text(text):
 @pytest.mark.parametrize("page", PAGES)
 def test_page_in_chromium(server, browser, built_book, page):
     url = urllib.parse.urljoin(server, page + ".html")
+    requests_made(browser)  # drain what earlier pages left
     browser.get(url)
     assert browser.execute_script("return document.readyState") == "complete"
     assert browser.title.strip(), "the page has a title"
@@ -104,3 +125,16 @@ def test_page_in_chromium(server, browser, built_book, page):
     browser.set_window_size(1280, max(800, height))
     assert browser.save_screenshot(str(shots / (pathlib.Path(page).name + ".png")))
     browser.set_window_size(1280, 1600)
+    outside = non_local(requests_made(browser), server)
+    assert not outside, f"the page requested (blocked) non-local URLs: {outside}"
+
+
+def test_the_browser_blocks_and_reports_non_local_requests(browser):
+    """Control for the offline check above: a page that pulls a script from a CDN is reported, and
+    the script does not load."""
+    requests_made(browser)
+    browser.get("data:text/html,<script src='https://cdn.jsdelivr.net/npm/leak@1/leak.js'></script>"
+                "<img src='http://example.org/pixel.png'>")
+    outside = non_local(requests_made(browser), "http://127.0.0.1:1/")
+    assert outside == ["http://example.org/pixel.png", "https://cdn.jsdelivr.net/npm/leak@1/leak.js"]
+    assert browser.execute_script("return document.images[0].naturalWidth") == 0, "blocked, not loaded"

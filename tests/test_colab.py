@@ -1,5 +1,6 @@
 """The Colab cell in a fresh virtual environment: it installs the package (a local build here),
-leaves torch alone, and the chapter's first cells then run."""
+falls back to the next target when one fails, fails loudly when none works, leaves torch alone;
+and every chapter of the Colab edition runs top to bottom there in smoke mode."""
 
 import json
 import os
@@ -15,7 +16,11 @@ from conftest import ROOT, load_tool
 nbtools = load_tool("notebooks")
 
 TORCH_PIN = "torch==2.13.0"
-COLAB_STACK = ["numpy", "pandas", "matplotlib", "seaborn"]  # what Colab ships besides torch
+# what Colab ships besides torch (and the chapters use): the install cell must not need more
+COLAB_STACK = ["numpy", "scipy", "numba", "pandas", "matplotlib", "seaborn", "scikit-learn", "tqdm", "ipykernel"]
+# pip finds no package index: a target that needs one fails at once
+NO_INDEX = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2",
+            "PIP_NO_INPUT": "1", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
 
 
 def run(cmd, **kw):
@@ -49,12 +54,21 @@ def colab_like(tmp_path_factory):
     return py, base / "fake", wheel
 
 
+def without_prunebook(py):
+    """Uninstall the package from the venv (the tests share it), and check that it is gone."""
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing from the checkout
+    run([py, "-m", "pip", "uninstall", "-q", "-y", "prunebook"], env=clean)
+    assert run([py, "-c", "import importlib.util as u; print(u.find_spec('prunebook'))"], env=clean).strip() == "None"
+
+
 def test_colab_cell_installs_the_package_and_keeps_torch(colab_like, tmp_path):
     py, fake, wheel = colab_like
+    without_prunebook(py)
     before = torch_record(py)
-    assert run([py, "-c", "import importlib.util as u; print(u.find_spec('prunebook'))"]).strip() == "None"
-    env = {**os.environ, "PYTHONPATH": str(fake), "PRUNEBOOK_INSTALL_TARGET": f"prunebook @ {wheel.as_uri()}",
-           "MPLBACKEND": "Agg"}
+    _, version = nbtools.release()
+    # the released version is not reachable (no index): the cell goes on to the next target, the wheel
+    env = {**os.environ, **NO_INDEX, "PYTHONPATH": str(fake), "MPLBACKEND": "Agg",
+           "PRUNEBOOK_INSTALL_TARGET": f"prunebook=={version}|prunebook @ {wheel.as_uri()}"}
     # the first cell of every chapter, exactly as committed
     first = json.loads(nbtools.toc_notebooks()[1].read_text())["cells"][0]
     run([py, "-c", "".join(first["source"])], env=env, cwd=tmp_path)
@@ -72,8 +86,61 @@ def test_colab_cell_installs_the_package_and_keeps_torch(colab_like, tmp_path):
     assert str(ROOT) not in site, "the fresh environment uses the installed wheel, not the checkout"
 
 
+def test_colab_cell_failure_names_what_it_tried_and_where_to_report(colab_like, tmp_path):
+    py, fake, wheel = colab_like
+    without_prunebook(py)
+    url, version = nbtools.release()
+    targets = [f"prunebook=={version}", f"prunebook @ git+http://127.0.0.1:9/prunebook.git@v{version}"]
+    env = {**os.environ, **NO_INDEX, "PYTHONPATH": str(fake), "PRUNEBOOK_INSTALL_TARGET": "|".join(targets)}
+    res = subprocess.run([py, "-c", nbtools.colab_source()], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode != 0
+    err = res.stderr
+    assert f"RuntimeError: Could not install prunebook {version}" in err
+    for t in targets:
+        assert f"pip install {t!r} (exit status 1):" in err, f"names {t}"
+    assert err.count("    ERROR: ") >= 2, "shows pip's own last lines for each target"
+    assert "127.0.0.1:9" in err
+    assert f"Please report this, with the lines above, at {url}/issues" in err
+    without_prunebook(py)  # and nothing was installed
+
+
 def test_colab_cell_does_nothing_elsewhere(colab_like, tmp_path):
     py, fake, wheel = colab_like
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PRUNEBOOK_INSTALL_TARGET"] = "this-package-does-not-exist==0"
     run([py, "-c", nbtools.colab_source()], env=env, cwd=tmp_path)  # no google.colab: no install attempted
+
+
+@pytest.fixture(scope="module")
+def colab_kernel(colab_like, colab_edition):
+    """A Jupyter kernel in the Colab-like venv, with `google.colab` importable and the install cell
+    pointed at the local wheel: the edition's first cell installs the package there."""
+    py, fake, wheel = colab_like
+    without_prunebook(py)
+    spec = pathlib.Path(py).parents[2] / "jupyter" / "kernels" / "colab-like"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [py, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Colab-like", "language": "python",
+        "env": {"PYTHONPATH": str(fake), "PRUNEBOOK_INSTALL_TARGET": f"prunebook @ {wheel.as_uri()}"},
+    }))
+    return "colab-like", spec.parents[1]
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("chapter", [p.stem for p in nbtools.toc_notebooks()])
+def test_edition_runs_in_smoke_mode_where_colab_would(colab_kernel, colab_edition, chapter, tmp_path, monkeypatch):
+    import nbformat
+    import papermill as pm
+
+    kernel, jupyter_path = colab_kernel
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
+    out = tmp_path / f"{chapter}.ipynb"
+    pm.execute_notebook(str(colab_edition / "chapters" / f"{chapter}.ipynb"), str(out), parameters={"smoke": True},
+                        kernel_name=kernel, cwd=str(tmp_path), progress_bar=False, execution_timeout=600)
+    nb = nbformat.read(out, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every cell ran"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= (1 if chapter == "00_setup" else 2), "the figures are drawn"

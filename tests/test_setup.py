@@ -31,8 +31,13 @@ def run(cmd, **kw):
 
 
 def _dry_run(target):
-    """The commands `make <target>` would run from scratch (make -n -B: print, run nothing)."""
-    return run(["make", "-n", "-B", target], cwd=ROOT).splitlines()
+    """The commands `make <target>` would run from scratch (make -n -B: print, run nothing).
+
+    Run as a top-level make (no MAKEFLAGS/MAKELEVEL from a `make test` around it, which would add
+    "Entering directory" lines), so the output is exactly the recipe lines.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    return run(["make", "--no-print-directory", "-n", "-B", target], cwd=ROOT, env=env).splitlines()
 
 
 def test_make_installs_torch_from_the_cpu_index_first_then_the_package_under_the_constraints():

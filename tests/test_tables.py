@@ -62,3 +62,18 @@ def recompute_and_compare(df: pd.DataFrame, rows: list[int]) -> None:
 def test_recomputed_rows_match_the_tiny_table(tiny):
     _, df = tiny
     recompute_and_compare(df, [0, 5])
+
+
+# ---- chapter 4 tables ----
+
+
+def test_phase_pn_loads_with_its_declared_grid_and_recomputes():
+    from prunebook.book_tables import PHASE_PN_N, PHASE_PN_P, PHASE_PN_SEEDS, load
+
+    df = load("phase_pn")
+    assert len(df) == len(PHASE_PN_P) * len(PHASE_PN_N) * len(PHASE_PN_SEEDS)
+    assert sorted(df.p.unique()) == sorted(PHASE_PN_P) and sorted(df.n.unique()) == sorted(PHASE_PN_N)
+    assert df.groupby(["p", "n"]).seed.nunique().min() >= 10
+    assert np.all(np.diff(np.log10(1 - np.array(PHASE_PN_P))) < 0)  # a log(1 - p) grid, p increasing
+    rows = numpy_rng(4).choice(len(df), size=3, replace=False).tolist()
+    recompute_and_compare(df, rows)

@@ -1,6 +1,7 @@
 """Exercises in the chapters, and the student, solution and grading copies made from them.
 
-    python tools/assignments.py [--out _build/assignments] [--extra-tests DIR] [--no-grading]
+    python tools/make_assignments.py [--out _build/assignments] [--extra-tests DIR] [--no-grading]
+    python tools/assignments.py [--out _build/assignments]      (the copies only)
 
 writes, for every chapter in ``_toc.yml``,
 
@@ -386,30 +387,14 @@ def write(out: pathlib.Path, chapters: list[pathlib.Path], *, flat=None) -> list
 
 
 def main(argv: list[str]) -> int:
+    """Student and solution copies only; ``tools/make_assignments.py`` adds the grading bundle."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "_build" / "assignments")
-    ap.add_argument("--extra-tests", type=pathlib.Path, default=None,
-                    help="folder of the instructor's own hidden tests, one <question id>.py per question")
-    ap.add_argument("--no-grading", action="store_true", help="student and solution copies only (no otter-grader needed)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "tools"))
     from notebooks import toc_notebooks
 
-    chapters = toc_notebooks()
-    bundle = None
-    if not args.no_grading:
-        import grading
-
-        try:
-            extra = grading.read_extra_tests(args.extra_tests, chapters)  # checked before any work
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        bundle = lambda: grading.write_bundle(args.out / "grading", chapters, extra)  # noqa: E731
-    written = write(args.out, chapters)
-    if bundle:
-        written += bundle()
-    for p in written:
+    for p in write(args.out, toc_notebooks()):
         print(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p)
     return 0
 

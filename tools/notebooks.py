@@ -20,10 +20,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLAB_TAG = "colab-install"
 
 COLAB_TEMPLATE = '''\
-# Colab set-up: on Colab, install this book's helper package, pinned to the book's release.
-# Elsewhere (a local clone, the book build, papermill) this cell does nothing. torch is never
-# reinstalled: the installed torch version is pinned alongside the package. (Colab already has
-# numpy, pandas, matplotlib and seaborn.)
+# Colab set-up: on Colab, install this book's helper package at the book's release, prunebook {version}
+# (from PyPI, else from the release tag on GitHub). Elsewhere (a local clone, the book build,
+# papermill) this cell does nothing. torch is never reinstalled: the running version is pinned.
 import os, subprocess, sys
 from importlib.metadata import version
 
@@ -32,27 +31,41 @@ try:
     ON_COLAB = True
 except ImportError:
     ON_COLAB = False
-PRUNEBOOK_TARGET = os.environ.get(
-    "PRUNEBOOK_INSTALL_TARGET", "prunebook @ git+{url}@v{version}"
-)
+TARGETS = os.environ.get("PRUNEBOOK_INSTALL_TARGET")  # for tests: pip targets separated by "|"
+TARGETS = TARGETS.split("|") if TARGETS else ["prunebook=={version}", "prunebook @ git+{url}@v{version}"]
 if ON_COLAB:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", PRUNEBOOK_TARGET, f"torch=={{version('torch')}}"],
-        check=True,
-    )'''
+    tried = []
+    for target in TARGETS:
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", target, f"torch=={{version('torch')}}"],
+                             capture_output=True, text=True)
+        if pip.returncode == 0:
+            break
+        last = "\\n".join(("    " + line) for line in (pip.stdout + pip.stderr).strip().splitlines()[-10:])
+        tried.append(f"pip install {{target!r}} (exit status {{pip.returncode}}):\\n{{last}}")
+    else:
+        raise RuntimeError(
+            "Could not install prunebook {version}, the package this book's chapters import. Tried:\\n\\n"
+            + "\\n\\n".join(tried)
+            + "\\n\\nPlease report this, with the lines above, at {issues}"
+        )'''
 
 
-def release() -> tuple[str, str]:
+def release(root: pathlib.Path = ROOT) -> tuple[str, str]:
     """(repository URL, package version): the single source of both."""
-    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    text = (ROOT / "src" / "prunebook" / "_version.py").read_text()
+    url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
+    text = (root / "src" / "prunebook" / "_version.py").read_text()
     version = re.search(r'__version__\s*=\s*"([^"]+)"', text).group(1)
     return url, version
 
 
+def issues_url(url: str) -> str:
+    """Where readers report problems: the repository's issue tracker."""
+    return url.rstrip("/") + "/issues"
+
+
 def colab_source() -> str:
     url, version = release()
-    return COLAB_TEMPLATE.format(url=url, version=version)
+    return COLAB_TEMPLATE.format(url=url, version=version, issues=issues_url(url))
 
 
 def toc_notebooks() -> list[pathlib.Path]:
@@ -72,6 +85,27 @@ def toc_notebooks() -> list[pathlib.Path]:
 
     walk(toc)
     return [ROOT / (f + ".ipynb") for f in files if (ROOT / (f + ".ipynb")).exists()]
+
+
+def executed(path: pathlib.Path, root: pathlib.Path = ROOT) -> dict | None:
+    """The chapter at ``path`` with the outputs of its last execution by the book build, or None.
+
+    Read from the book's execution cache (jupyter-cache, ``execute.cache`` in _config.yml), which
+    keys each entry on the notebook's code, so the outputs always belong to this code. (MyST-NB's
+    own copy in ``_build/jupyter_execute`` is written without outputs when they came from the cache.)
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+
+    config = yaml.safe_load((root / "_config.yml").read_text()).get("execute") or {}
+    cache = root / config.get("cache", "_build/.jupyter_cache")
+    if not cache.is_dir():
+        return None
+    try:
+        _, merged = get_cache(cache).merge_match_into_notebook(nbformat.read(path, as_version=4))
+    except KeyError:  # no execution of this code in the cache
+        return None
+    return json.loads(nbformat.writes(merged))
 
 
 def _source(cell) -> str:

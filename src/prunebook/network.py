@@ -24,7 +24,7 @@ from prunebook._checks import (
     check_q,
     check_tensor,
 )
-from prunebook.activation import activation, activation_derivative
+from prunebook.activation import activation, relu_power
 from prunebook.conventions import class_signs, error_from_margins
 from prunebook.seeds import resolve_generator
 
@@ -40,6 +40,7 @@ __all__ = [
     "loss",
     "classification_error",
     "loss_and_gradient",
+    "loss_and_unmasked_gradient",
     "init_weights",
 ]
 
@@ -162,17 +163,32 @@ def loss_and_gradient(
 
     with s_{+1} = 1, s_{-1} = -1.
     """
+    loss_t, G, margins = loss_and_unmasked_gradient(W * M, X, y, q)
+    return loss_t, G * M, margins
+
+
+def loss_and_unmasked_gradient(
+    Weff: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unchecked: (loss, dL/dW before masking, margins) at the masked weights ``Weff`` = W ⊙ M.
+
+    The gradient with respect to W is this times M (pruned weights get none); the weights engine
+    applies the mask in its update, in one pass.
+    """
     n, P, d = X.shape[-3:]
-    m = W.shape[-2]
-    Z = preactivations(W * M, X)  # [..., n, P, 2, m]
-    f = output_from_preactivations(Z, q)
+    m = Weff.shape[-2]
+    Z = preactivations(Weff, X)  # [..., n, P, 2, m]
+    r, rq1 = relu_power(Z, q)
+    sigma = r if q == 1 else r * rq1
+    F = sigma.sum(dim=(-3, -1)) / m  # [..., n, 2]
+    f = F[..., 0] - F[..., 1]
     y_float = y.to(f.dtype)
     margins = y_float * f
     dL_df = -y_float * torch.sigmoid(-margins) / n  # [..., n]
-    coef = activation_derivative(Z, q) * (dL_df[..., :, None, None, None] * class_signs(W)[:, None] / m)
+    scale = (1.0 if q == 1 else q) / m
+    coef = rq1 * (dL_df[..., :, None, None, None] * (class_signs(Weff)[:, None] * scale))
     G = coef.reshape(*coef.shape[:-4], n * P, 2 * m).mT @ X.reshape(*X.shape[:-3], n * P, d)
-    G = G.reshape(*G.shape[:-2], 2, m, d) * M
-    return mean_logistic_loss(margins), G, margins
+    return mean_logistic_loss(margins), G.reshape(*G.shape[:-2], 2, m, d), margins
 
 
 def gradient(W: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor, q: float = 3) -> torch.Tensor:
