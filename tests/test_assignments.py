@@ -15,14 +15,6 @@ from conftest import load_tool
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "90_fixture.ipynb"
 
-# Chapters whose exercises are still in the old format (no metadata, no hidden checks). Empty this
-# set as chapters are converted: the format test then holds them to the format, and it fails for
-# a chapter listed here that already follows it.
-NOT_YET_CONVERTED = {
-    "05_pruning_criteria",
-    "06_real_data",
-}
-
 assign = load_tool("assignments")
 grading = load_tool("grading")
 nbtools = load_tool("notebooks")
@@ -72,13 +64,9 @@ def test_split_after_exercises_gives_each_exercise_its_own_cell():
 def test_exercises_follow_the_format(path):
     """Metadata with points and level, a check cell after, a hidden-check cell after that, a level spread."""
     nb = _nb(path)
-    exercises = assign.code_exercises(nb, path.stem)  # the tools work on every chapter, converted or not
+    exercises = assign.code_exercises(nb, path.stem)
     assert exercises and all(nb["cells"][e.check]["cell_type"] == "code" for e in exercises)
-    problems = assign.format_problems(nb, path.stem)
-    if path.stem in NOT_YET_CONVERTED:
-        assert problems, f"{path.stem} follows the exercise format now: remove it from NOT_YET_CONVERTED"
-    else:
-        assert problems == []
+    assert assign.format_problems(nb, path.stem) == []
 
 
 def test_format_problems_names_what_is_wrong():
@@ -270,6 +258,70 @@ WRONG = {
         ("public", "def first_unfit_n(d, n_grid, seeds):\n    fitted = [m for m in n_grid if fitted_fraction(m, d, seeds) == 1]\n"
                    "    return fitted[-1] if fitted else None"),
     ],
+    "5.1": [
+        ("public", "def magnitude_mask(W, p):\n    k = round((1 - p) * W.shape[-1])\n"
+                   "    return torch.zeros_like(W).scatter_(-1, torch.sort(W.abs(), dim=-1, stable=True).indices[..., :k], 1.0)"),
+        ("public", "def magnitude_mask(W, p):\n    k = int((1 - p) * W.shape[-1])\n"
+                   "    return torch.zeros_like(W).scatter_(-1, torch.sort(W.abs(), dim=-1, descending=True, stable=True).indices[..., :k], 1.0)"),
+        ("public", "def magnitude_mask(W, p):\n    k = round((1 - p) * W.shape[-1])\n"
+                   "    return torch.zeros_like(W).scatter_(-1, torch.sort(W, dim=-1, descending=True, stable=True).indices[..., :k], 1.0)"),
+        ("hidden", "def magnitude_mask(W, p):\n    k = round((1 - p) * W.shape[-1])\n"
+                   "    out = torch.zeros_like(W).scatter_(-1, torch.sort(W.abs(), dim=-1, descending=True, stable=True).indices[..., :k], 1.0)\n"
+                   "    return out if W.shape[-1] == 4 else torch.ones_like(W)"),
+    ],
+    "5.2": [
+        ("public", "def snip_signal_score(W0, y, mu_norm):\n    return 3 / (4 * W0.shape[-2]) * W0[..., 0].abs() ** 3 * mu_norm**3"),
+        ("public", "def snip_signal_score(W0, y, mu_norm):\n    n, m = y.shape[-1], W0.shape[-2]\n"
+                   "    pos = (y > 0).sum(-1).to(W0.dtype)[..., None, None]\n"
+                   "    return 3 / (2 * n * m) * torch.where(W0[..., 0] > 0, pos, n - pos) * W0[..., 0] ** 2 * mu_norm**3"),
+        ("public", "def snip_signal_score(W0, y, mu_norm):\n    n, m = y.shape[-1], W0.shape[-2]\n"
+                   "    pos = (y > 0).sum(-1).to(W0.dtype)[..., None, None]\n    w1 = W0[..., 0]\n"
+                   "    usable = torch.tensor([1.0, -1.0], dtype=W0.dtype)[:, None] * w1 > 0\n"
+                   "    return torch.where(usable, 3 / (2 * n * m) * torch.where(w1 > 0, pos, n - pos) * w1.abs() ** 3 * mu_norm**3, 0.0)"),
+        ("hidden", "def snip_signal_score(W0, y, mu_norm):\n    n, m = y.shape[-1], W0.shape[-2]\n"
+                   "    pos = (y > 0).sum().to(W0.dtype)\n"
+                   "    return 3 / (2 * n * m) * torch.where(W0[..., 0] > 0, pos, n - pos) * W0[..., 0].abs() ** 3 * mu_norm**3"),
+    ],
+    "5.3": [
+        ("public", "def patch_margins(W0, M, X, y):\n    Z = torch.einsum('...npd,...jrd->...npjr', X, W0 * M)\n"
+                   "    a = torch.relu(Z) ** 3\n    return (a[..., 0, :] - a[..., 1, :]).sum(-1) / W0.shape[-2]"),
+        ("public", "def patch_margins(W0, M, X, y):\n    Z = torch.einsum('...npd,...jrd->...npjr', X, W0 * M)\n"
+                   "    a = torch.relu(Z) ** 3\n    return y[..., None] * (a[..., 0, :] - a[..., 1, :]).sum(-1)"),
+        ("public", "def patch_margins(W0, M, X, y):\n    Z = torch.einsum('...npd,...jrd->...npjr', X, W0 * M)\n"
+                   "    a = torch.relu(Z) ** 3\n    return y[..., None] * (a[..., 0, :] + a[..., 1, :]).sum(-1) / W0.shape[-2]"),
+        ("public", "def initial_loss(W0, M, X, y):\n    mg = patch_margins(W0, M, X, y).sum(-1)\n"
+                   "    return torch.logaddexp(torch.zeros((), dtype=mg.dtype), mg).mean(-1)"),
+        ("hidden", "def grasp_vs_random(p):\n    out = {}\n    for name in ('random', 'grasp'):\n"
+                   "        M = cr.mask_from_scores(scores[name], p)\n"
+                   "        noise = patch_margins(W0, M, data.X, data.y)[..., 1]\n"
+                   "        out[name] = {'loss': float(initial_loss(W0, M, data.X, data.y).mean()),\n"
+                   "                     'worst_noise_margin': float(noise.min(-1).values.mean())}\n    return out"),
+    ],
+    "6.1": [
+        ("public", "def noise_to_image_ratio(X):\n    return X[..., 0, :].norm(dim=-1) / X[..., 1, :].norm(dim=-1)"),
+        ("public", "def noise_to_image_ratio(X):\n    return (X[..., 1, :] ** 2).sum(-1) / (X[..., 0, :] ** 2).sum(-1)"),
+        ("hidden", "def noise_to_image_ratio(X):\n    return X[:, 1].norm(dim=-1) / X[:, 0].norm(dim=-1)"),
+    ],
+    "6.2": [
+        ("public", "def paired_bootstrap(a, b, n_boot=2000, seed=0):\n    rng = numpy_rng(seed)\n"
+                   "    a, b = np.asarray(a, float), np.asarray(b, float)\n"
+                   "    ia = rng.integers(0, len(a), size=(n_boot, len(a)))\n    ib = rng.integers(0, len(b), size=(n_boot, len(b)))\n"
+                   "    lo, hi = np.quantile(np.median(a[ia] - b[ib], axis=1), [0.025, 0.975])\n    return float(lo), float(hi)"),
+        ("public", "def paired_bootstrap(a, b, n_boot=2000, seed=0):\n    diff = np.asarray(a, float) - np.asarray(b, float)\n"
+                   "    idx = numpy_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))\n"
+                   "    lo, hi = np.quantile(np.median(diff[idx], axis=1), [0.025, 0.975])\n    return float(hi), float(lo)"),
+        ("hidden", "def paired_bootstrap(a, b, n_boot=2000, seed=0):\n    diff = np.asarray(a, float) - np.asarray(b, float)\n"
+                   "    idx = numpy_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))\n"
+                   "    lo, hi = np.quantile(np.mean(diff[idx], axis=1), [0.025, 0.975])\n    return float(lo), float(hi)"),
+    ],
+    "6.3": [
+        ("public", "def first_coordinate_share(train, H):\n    X = train.X[:, 0].double() @ H.double().T\n"
+                   "    diff = X[train.y > 0].mean(0) - X[train.y < 0].mean(0)\n    return float(diff[1] ** 2 / (diff**2).sum())"),
+        ("public", "def pca_basis(train):\n    return torch.linalg.eigh(torch.cov(train.X[:, 0].double().T))[1].flip(-1)[:, :32].T"),
+        ("hidden", "def pca_basis(train):\n    return torch.linalg.eigh(torch.cov(train.X[:, 0].double().T))[1].T"),
+        ("hidden", "def first_coordinate_share(train, H):\n    X = train.X[:, 0].double() @ H.double().T\n"
+                   "    diff = X[train.y > 0].mean(0) - X[train.y < 0].mean(0)\n    return float(diff[0].abs() / diff.abs().sum())"),
+    ],
 }
 
 
@@ -292,7 +344,7 @@ def _run_chapter_in_process(path: pathlib.Path) -> tuple[dict, dict]:
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("stem", ["00_setup", "01_data_model"])
+@pytest.mark.parametrize("stem", ["00_setup", "01_data_model", "05_pruning_criteria", "06_real_data"])
 def test_checks_catch_wrong_answers(stem):
     import warnings
 
@@ -395,7 +447,7 @@ def rendered_problems(page: str, nb: dict, stem: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", [p for p in CHAPTERS if p.stem not in NOT_YET_CONVERTED], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_rendered_book_folds_solutions_and_leaves_hidden_tests_out(built_book, path):
     page = (built_book / "chapters" / f"{path.stem}.html").read_text()
     assert rendered_problems(page, _nb(path), path.stem) == []

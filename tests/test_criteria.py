@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -105,3 +107,94 @@ def test_bad_criterion_arguments(prob):
         cr.mask_from_scores(W0.abs(), 0.5, per="layer")
     with pytest.raises(ValueError, match="^scores:"):
         cr.mask_from_scores(W0.abs() * math.nan, 0.5)
+
+
+# ---- scores once per network, masks on a grid, paired comparisons ----
+
+from scipy import stats as _st  # noqa: E402
+
+from prunebook.experiment import Setting, build_batch, grid  # noqa: E402
+
+
+@pytest.fixture
+def batch():
+    s = Setting(d=40, n=8, m=3, steps=5)
+    seeds = [3, 7, 11]
+    W0, _, data = build_batch(s, [0.0] * 3, seeds, dtype=torch.float64)
+    return W0, data, seeds
+
+
+@pytest.mark.parametrize("name", ["random", "magnitude", "snip", "grasp"])
+def test_scores_once_give_the_masks_of_batch_masks(batch, name):
+    W0, data, seeds = batch
+    ps = [0.5, 0.9]
+    gp, gs = grid(ps, seeds)
+    reps = [seeds.index(s) for s in gs]
+    expected = cr.batch_masks(name, W0[reps], data.X[reps], data.y[reps], gp, gs, q=3)
+    scores = cr.criterion_scores(name, W0, X=data.X, y=data.y, q=3, seeds=seeds)
+    assert scores.shape == W0.shape
+    assert torch.equal(cr.grid_masks(scores, ps), expected)
+
+
+def test_grid_masks_are_nested_and_p_major(batch):
+    W0, _, _ = batch
+    masks = cr.grid_masks(W0.abs(), [0.3, 0.6, 0.9]).reshape(3, *W0.shape)
+    assert bool((masks[1] <= masks[0]).all()) and bool((masks[2] <= masks[1]).all())
+    assert masks[2].sum(-1).eq(4).all() and masks[0].sum(-1).eq(28).all()
+    with pytest.raises(ValueError, match="^ps:"):
+        cr.grid_masks(W0.abs(), [])
+
+
+def test_criterion_scores_rejects_bad_requests(batch):
+    W0, data, seeds = batch
+    with pytest.raises(ValueError, match="^name:"):
+        cr.criterion_scores("synflow", W0)
+    with pytest.raises(ValueError, match="^name:"):
+        cr.criterion_scores("lottery", W0)
+    with pytest.raises(ValueError, match="^seeds:"):
+        cr.criterion_scores("random", W0, seeds=seeds[:2])
+    with pytest.raises(ValueError, match="^X:"):
+        cr.criterion_scores("snip", W0)
+    with pytest.raises(ValueError, match="^X:"):
+        cr.criterion_scores("grasp", W0, X=data.X[:2], y=data.y[:2])
+
+
+def test_paired_comparison_counts_and_exact_p_values():
+    base = np.array([[0.40, 0.45, 0.02, 0.48, 0.01, 0.30], [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]])
+    snip = np.array([[0.01, 0.02, 0.01, 0.47, 0.45, 0.30], [0.02, 0.01, 0.01, 0.01, 0.01, 0.01]])
+    table = cr.paired_comparison({"random": base, "snip": snip}, [0.9, 0.5])
+    assert list(table.p) == [0.9, 0.5] and set(table.criterion) == {"snip"}
+    row = table.iloc[0]
+    # success: random on seeds 2, 4; snip on 0, 1, 2: snip alone on 0, 1, random alone on 4
+    assert (row.success, row.baseline_success, row.better, row.worse) == (3, 2, 2, 1)
+    assert row.mcnemar_p == pytest.approx(_st.binomtest(2, 3, 0.5).pvalue)
+    # errors: snip lower on 0, 1, 2, 3, higher on 4, tie on 5 (dropped)
+    assert (row.lower_error, row.higher_error) == (4, 1)
+    assert row.sign_p == pytest.approx(_st.binomtest(4, 5, 0.5).pvalue)
+    row = table.iloc[1]
+    assert (row.better, row.worse, row.mcnemar_p) == (0, 0, 1.0)
+    assert (row.lower_error, row.higher_error) == (5, 1)
+    with pytest.raises(ValueError, match="^baseline:"):
+        cr.paired_comparison({"snip": snip}, [0.9, 0.5])
+    with pytest.raises(ValueError, match="^errors:"):
+        cr.paired_comparison({"random": base, "snip": snip[:, :3]}, [0.9, 0.5])
+    with pytest.raises(ValueError, match="^errors:"):
+        cr.paired_comparison({"random": base, "snip": snip}, [0.9])
+
+
+@pytest.mark.parametrize("index", [0, 3, -1])
+def test_coordinate_kept_equals_the_masks(batch, index):
+    W0, data, seeds = batch
+    ps = [0.0, 0.3, 0.5, 0.9, 0.975]
+    for name in ("random", "magnitude", "snip", "grasp"):
+        scores = cr.criterion_scores(name, W0, X=data.X, y=data.y, seeds=seeds)
+        kept = cr.coordinate_kept(scores, ps, index=index)
+        assert kept.shape == (len(ps), *W0.shape[:-1])
+        for k, p in enumerate(ps):
+            assert torch.equal(kept[k], cr.mask_from_scores(scores, p)[..., index] > 0), (name, p)
+    ties = torch.ones(2, 1, 4)  # all equal: the lowest positions are kept first
+    assert cr.coordinate_kept(ties, [0.5], index=1).all() and not cr.coordinate_kept(ties, [0.5], index=2).any()
+    with pytest.raises(ValueError, match="^index:"):
+        cr.coordinate_kept(ties, [0.5], index=4)
+    with pytest.raises(ValueError, match="^p:"):
+        cr.coordinate_kept(ties, [1.0])

@@ -16,20 +16,30 @@ Scores for the first-layer weights W [..., 2, m, d] at initialization:
 Masks keep an exact count: ``round((1 - p) * d)`` weights per neuron (``per="neuron"``, the
 default: the same budget as random pruning gives each neuron in expectation) or
 ``round((1 - p) * 2 m d)`` in the whole layer (``per="global"``).
+
+For comparisons on many seeds: :func:`criterion_scores` computes a one-shot criterion's scores
+once per network, :func:`grid_masks` turns them into the masks of a (p, seed) grid,
+:func:`coordinate_kept` says which neurons keep a coordinate (the signal) at every p without
+building the masks, and :func:`paired_comparison` tests each criterion against a baseline on the
+same seeds (McNemar on success, sign test on the error differences).
 """
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import torch
 
 from prunebook._checks import check_fraction, check_positive_int, check_q, check_tensor
 from prunebook.activation import activation
+from prunebook.conventions import SUCCESS_ERROR
 from prunebook.network import mean_logistic_loss, output_from_preactivations, preactivations
 from prunebook.seeds import generator, stream_seed
+from prunebook.stats import mcnemar, sign_test
 
 __all__ = [
     "CRITERIA", "magnitude_scores", "snip_scores", "grasp_scores", "synflow_scores", "mask_from_scores", "criterion_mask",
-    "batch_masks",
+    "batch_masks", "criterion_scores", "grid_masks", "paired_comparison", "coordinate_kept",
 ]
 
 CRITERIA = ("random", "magnitude", "snip", "grasp", "synflow")
@@ -148,3 +158,100 @@ def batch_masks(
                        seed=stream_seed(int(seeds[b]), "mask"))
         for b in range(len(ps))
     ])
+
+
+# ---- scores computed once per network, masks on a grid, and paired comparisons of criteria ----
+
+
+def criterion_scores(name: str, W0: torch.Tensor, *, X=None, y=None, q: float = 3, seeds=None) -> torch.Tensor:
+    """Scores [B, 2, m, d] whose highest entries the one-shot criterion ``name`` keeps, for B networks.
+
+    The scores do not depend on p, so ``mask_from_scores(scores, p)`` gives the criterion's mask at
+    every p from one computation (equal to :func:`batch_masks`). "random" draws each network's
+    scores from its seed's mask stream (``seeds``, one per network); SNIP and GraSP use the data
+    (X [B, n, P, d], y [B, n]); GraSP's scores are negated, since it keeps the lowest S. SynFlow is
+    iterative (its mask at p is not a threshold of one score): use :func:`criterion_mask`.
+    """
+    if name not in CRITERIA:
+        raise ValueError(f"name: must be one of {CRITERIA}, got {name!r}")
+    if name == "synflow":
+        raise ValueError("name: SynFlow prunes iteratively, so it has no single score; use criterion_mask")
+    check_tensor("W0", W0, ndim=4)
+    if name == "random":
+        if seeds is None or len(seeds) != W0.shape[0]:
+            raise ValueError("seeds: random pruning needs one seed per network")
+        return torch.stack([torch.rand(W0.shape[1:], generator=generator(stream_seed(int(s), "mask")),
+                                       dtype=torch.float64).to(W0.dtype) for s in seeds])
+    if name == "magnitude":
+        return magnitude_scores(W0)
+    if X is None or y is None:
+        raise ValueError(f"X: the {name} criterion needs the training data (X, y)")
+    if X.shape[0] != W0.shape[0] or y.shape[0] != W0.shape[0]:
+        raise ValueError("X: need the training data of every network, [B, n, P, d] and [B, n]")
+    return snip_scores(W0, X, y, q) if name == "snip" else -grasp_scores(W0, X, y, q)
+
+
+def grid_masks(scores: torch.Tensor, ps, *, per: str = "neuron") -> torch.Tensor:
+    """Masks for the networks of ``grid(ps, seeds)`` (p-major) from per-seed scores [S, 2, m, d]: [len(ps) S, 2, m, d].
+
+    The masks of one seed are nested across p (a weight kept at p is kept at every smaller p).
+    """
+    ps = list(ps)
+    if not ps:
+        raise ValueError("ps: need at least one pruning fraction")
+    return torch.cat([mask_from_scores(scores, p, per=per) for p in ps])
+
+
+def paired_comparison(errors, ps, *, baseline: str = "random", success_error: float = SUCCESS_ERROR):
+    """Each criterion against ``baseline`` on the same seeds, one row per (p, criterion): a pandas DataFrame.
+
+    ``errors`` maps a criterion's name to its test errors [len(ps), seeds] (row k at ps[k]; the same
+    seeds, in the same order, for every criterion). Columns: the success counts (test error below
+    ``success_error``) of both, the exact McNemar test on success (``better``: seeds where only the
+    criterion succeeds, ``worse``: only the baseline, ``mcnemar_p``), and the exact sign test on the
+    paired error differences (``lower_error``, ``higher_error``, ties dropped, ``sign_p``).
+    """
+    if baseline not in errors:
+        raise ValueError(f"baseline: {baseline!r} is not among the criteria {sorted(errors)}")
+    base = np.asarray(errors[baseline], dtype=float)
+    if base.ndim != 2 or base.shape[0] != len(ps):
+        raise ValueError(f"errors: expected arrays [len(ps), seeds] = [{len(ps)}, k], got {base.shape} for {baseline!r}")
+    rows = []
+    for name, err in errors.items():
+        err = np.asarray(err, dtype=float)
+        if err.shape != base.shape:
+            raise ValueError(f"errors: {name!r} has shape {err.shape}, the baseline {base.shape}")
+        if name == baseline:
+            continue
+        for k, p in enumerate(ps):
+            mc = mcnemar(err[k] < success_error, base[k] < success_error)
+            st = sign_test(base[k] - err[k])  # positive: the criterion has the lower error
+            rows.append({"p": float(p), "criterion": name, "baseline": baseline, "seeds": base.shape[1],
+                         "success": int((err[k] < success_error).sum()),
+                         "baseline_success": int((base[k] < success_error).sum()),
+                         "better": mc.a_better, "worse": mc.b_better, "mcnemar_p": mc.p_value,
+                         "lower_error": st.a_better, "higher_error": st.b_better, "sign_p": st.p_value})
+    return pd.DataFrame(rows)
+
+
+def coordinate_kept(scores: torch.Tensor, ps, *, index: int = 0) -> torch.Tensor:
+    """Whether each neuron's mask keeps input coordinate ``index``, at every p of ``ps``: bool [len(ps), ..., 2, m].
+
+    The same as ``mask_from_scores(scores, p)[..., index] > 0`` for each p (per-neuron budget, ties
+    broken by position), from one pass over the scores instead of a sort per p: the coordinate is
+    kept when fewer than round((1 - p) d) weights of its neuron rank above it. For the sparse
+    signal (coordinate 0) this says which neurons keep the signal.
+    """
+    check_tensor("scores", scores, ndim_min=3)
+    d = scores.shape[-1]
+    if not -d <= index < d:
+        raise ValueError(f"index: must address one of the d = {d} coordinates, got {index}")
+    index %= d
+    s = scores[..., index : index + 1]
+    positions = torch.arange(d, device=scores.device)
+    above = (scores > s) | ((scores == s) & (positions < index))  # ranked before the coordinate
+    rank = above.sum(-1)
+    budgets = [round((1 - check_fraction("p", p)) * d) for p in ps]
+    if not budgets:
+        raise ValueError("ps: need at least one pruning fraction")
+    return torch.stack([rank < k for k in budgets])

@@ -1,19 +1,34 @@
-"""A real data set, offline: scikit-learn's handwritten digits (shipped inside scikit-learn)."""
+"""A real data set, offline: scikit-learn's handwritten digits (shipped inside scikit-learn).
+
+- :func:`digits_binary`, :func:`digits_split`: even against odd digits, seeded splits (train, test;
+  or train, validation, test), one patch of 64 pixels;
+- :func:`add_noise_patch`, :func:`digits_networks`: the bridge towards the model we study, each image
+  in the place of the signal patch and Gaussian noise in added dimensions as the noise patch;
+  :func:`class_mean_rotation` gives a sparse view of the images (the class-mean difference on one pixel);
+- :func:`train_gram`: GD on the book's network through per-neuron Gram matrices of the training
+  patches, the fast way to train when n P is much smaller than d.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from collections.abc import Sequence
-
-from prunebook._checks import check_nonneg_int, check_positive, check_positive_int
+from prunebook._checks import check_fraction, check_nonneg_int, check_positive, check_positive_int, check_q, check_tensor
+from prunebook.activation import relu_power
+from prunebook.conventions import error_from_margins
 from prunebook.data import Dataset, stack_datasets
+from prunebook.guard import Recorder, guarded_steps
 from prunebook.network import init_weights
 from prunebook.pruning import random_mask
-from prunebook.seeds import numpy_rng, stream_seed
+from prunebook.result import TrainResult, record_steps, report_divergence
+from prunebook.seeds import generator, numpy_rng, stream_seed
 
-__all__ = ["digits_binary", "digits_batch"]
+__all__ = ["digits_binary", "digits_batch", "digits_split", "add_noise_patch", "class_mean_rotation", "rotate_pixels",
+           "DigitsNetworks", "digits_networks", "train_gram"]
 
 
 def digits_binary(n_train: int, *, seed: int, positive=(0, 2, 4, 6, 8), dtype=torch.float32) -> tuple[Dataset, Dataset]:
@@ -64,3 +79,207 @@ def digits_batch(n_train: int, ps: Sequence[float], seeds: Sequence[int], *, m: 
     train = stack_datasets([splits[s][0] for s in seeds])
     test = stack_datasets([splits[s][1] for s in seeds])
     return W0, M, train, test
+
+
+# ---- a validation split, the noisy-digits bridge, and a fast trainer for few samples in many dimensions ----
+
+
+def digits_split(n_train: int, n_val: int, *, seed: int, positive=(0, 2, 4, 6, 8),
+                 dtype=torch.float32) -> tuple[Dataset, Dataset, Dataset]:
+    """(train, validation, test) for the task of :func:`digits_binary`, from the same seeded permutation.
+
+    The first ``n_train`` images of the ``split`` stream's permutation train (exactly the training set
+    of ``digits_binary(n_train, seed=seed)``), the next ``n_val`` validate (for choosing, e.g., a pruning
+    fraction) and the rest test. All three are centred with the training mean.
+    """
+    n_train = check_positive_int("n_train", n_train)
+    n_val = check_positive_int("n_val", n_val)
+    seed = check_nonneg_int("seed", seed)
+    X, y = _load_digits(positive)
+    if n_train + n_val >= len(X):
+        raise ValueError(f"n_val: n_train + n_val must be below the {len(X)} images, got {n_train} + {n_val}")
+    order = numpy_rng(stream_seed(seed, "split")).permutation(len(X))
+    parts = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+    mean = X[parts[0]].mean(axis=0)
+    return tuple(_make(X, y, idx, mean, dtype) for idx in parts)
+
+
+def _load_digits(positive):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("scikit-learn is needed for the digits data: pip install scikit-learn") from exc
+    digits = load_digits()
+    return digits.data.astype(np.float64) / 16.0, np.where(np.isin(digits.target, positive), 1.0, -1.0)
+
+
+def _make(X, y, idx, mean, dtype) -> Dataset:
+    empty = torch.zeros(0, dtype=dtype)
+    return Dataset(torch.tensor(X[idx] - mean, dtype=dtype)[:, None, :], torch.tensor(y[idx], dtype=dtype), empty, empty)
+
+
+def add_noise_patch(ds: Dataset, extra_dims: int, sigma: float, *, seed: int) -> Dataset:
+    """The digits in the two-patch form of the model we study, with ``extra_dims`` added noise dimensions.
+
+    Input i becomes two patches in d = 64 + ``extra_dims`` coordinates: patch 0 is the image on the
+    first 64 coordinates (zero elsewhere), in the place of the model's signal patch y_i mu; patch 1
+    is Gaussian noise N(0, sigma^2) on the added coordinates (zero on the pixels), orthogonal to every
+    image as the model's noise is to mu. The noise is drawn from ``seed``; ``xi`` of the result holds it.
+    """
+    X = check_tensor("ds.X", ds.X, ndim=3)
+    if X.shape[1] != 1:
+        raise ValueError(f"ds: expected single-patch images [n, 1, pixels], got X of shape {tuple(X.shape)}")
+    extra_dims = check_positive_int("extra_dims", extra_dims)
+    sigma = check_positive("sigma", sigma)
+    n, _, pixels = X.shape
+    noise = torch.randn(n, extra_dims, generator=generator(check_nonneg_int("seed", seed)), dtype=torch.float64)
+    out = torch.zeros(n, 2, pixels + extra_dims, dtype=X.dtype)
+    out[:, 0, :pixels] = X[:, 0]
+    out[:, 1, pixels:] = (sigma * noise).to(X.dtype)
+    return Dataset(out, ds.y, torch.zeros(0, dtype=X.dtype), out[:, 1].clone())
+
+
+def class_mean_rotation(train: Dataset) -> torch.Tensor:
+    """The orthogonal (Householder) matrix H [P, P] that maps the training set's class-mean difference onto e_1.
+
+    ``X @ H.T`` rotates single-patch images ([n, 1, pixels]) so that the direction separating the
+    class means, estimated on ``train`` alone, becomes the first coordinate: a sparse view of the
+    same data (a dense network cannot tell the two views apart, random pruning can).
+    """
+    X = check_tensor("train.X", train.X, ndim=3)
+    if X.shape[1] != 1:
+        raise ValueError(f"train: expected single-patch images [n, 1, pixels], got X of shape {tuple(X.shape)}")
+    y = train.y
+    if not (bool((y > 0).any()) and bool((y < 0).any())):
+        raise ValueError("train: need images of both classes to estimate the class-mean difference")
+    X64 = X[:, 0].double()
+    u = X64[y > 0].mean(0) - X64[y < 0].mean(0)
+    u = u / u.norm()
+    e = torch.zeros_like(u)
+    e[0] = 1.0
+    v = u - e
+    if float(v.norm()) < 1e-12:
+        return torch.eye(len(u), dtype=X.dtype)
+    v = v / v.norm()
+    return (torch.eye(len(u), dtype=torch.float64) - 2 * torch.outer(v, v)).to(X.dtype)
+
+
+def rotate_pixels(ds: Dataset, H: torch.Tensor) -> Dataset:
+    """The single-patch images of ``ds`` in the rotated basis, ``X @ H.T``."""
+    X = check_tensor("ds.X", ds.X, ndim=3)
+    if H.shape != (X.shape[-1], X.shape[-1]):
+        raise ValueError(f"H: expected a [{X.shape[-1]}, {X.shape[-1]}] matrix, got {tuple(H.shape)}")
+    return Dataset(X @ H.T.to(X.dtype), ds.y, ds.mu, ds.xi)
+
+
+class DigitsNetworks(NamedTuple):
+    """Networks for the digits task, batch axis first: initial weights, masks and their data."""
+
+    W0: torch.Tensor  #: [B, 2, m, d]
+    M: torch.Tensor  #: [B, 2, m, d]
+    train: Dataset  #: [B, n_train, P, d]
+    val: Dataset  #: [B, n_val, P, d]
+    test: Dataset  #: [B, n_test, P, d]
+
+
+def digits_networks(n_train: int, n_val: int, ps: Sequence[float], seeds: Sequence[int], *, m: int, sigma_0: float,
+                    extra_dims: int = 0, noise_sigma: float = 1.0, n_test: int | None = None,
+                    concentrate: bool = False, dtype=torch.float32) -> DigitsNetworks:
+    """One network per (ps[k], seeds[k]) on the (train, validation, test) split of :func:`digits_split`.
+
+    With ``extra_dims > 0`` every image gets a noise patch (:func:`add_noise_patch`; the noise of the
+    three parts from the ``noise`` stream of the seed, sub-streams 0, 1, 2). ``n_test`` keeps the first
+    ``n_test`` test images (all of them if None). ``concentrate=True`` first rotates each seed's images
+    by :func:`class_mean_rotation` of its training set. As in :func:`digits_batch`, networks with the same
+    seed share split, noise and initialization, and their random masks are nested across p.
+    """
+    if len(ps) != len(seeds) or len(ps) == 0:
+        raise ValueError("seeds: need as many seeds as pruning fractions, at least one")
+    m = check_positive_int("m", m)
+    sigma_0 = check_positive("sigma_0", sigma_0)
+    extra_dims = check_nonneg_int("extra_dims", extra_dims)
+    if n_test is not None:
+        n_test = check_positive_int("n_test", n_test)
+    ps = [check_fraction("p", p) for p in ps]
+    data = {}
+    for s in dict.fromkeys(seeds):
+        parts = digits_split(n_train, n_val, seed=s, dtype=dtype)
+        if n_test is not None:
+            parts = (*parts[:2], Dataset(parts[2].X[:n_test], parts[2].y[:n_test], parts[2].mu, parts[2].xi))
+        if concentrate:
+            H = class_mean_rotation(parts[0])
+            parts = tuple(rotate_pixels(part, H) for part in parts)
+        if extra_dims:
+            parts = tuple(add_noise_patch(part, extra_dims, noise_sigma, seed=stream_seed(s, "noise", k))
+                          for k, part in enumerate(parts))
+        data[s] = parts
+    d = 64 + extra_dims
+    W0 = torch.stack([init_weights(m, d, sigma_0, seed=stream_seed(s, "init"), dtype=dtype) for s in seeds])
+    M = torch.stack([random_mask((2, m, d), p, seed=stream_seed(s, "mask"), dtype=dtype) for p, s in zip(ps, seeds)])
+    train, val, test = (stack_datasets([data[s][k] for s in seeds]) for k in range(3))
+    return DigitsNetworks(W0, M, train, val, test)
+
+
+def train_gram(W0: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, q: float = 3, lr: float,
+               steps: int, record_every: int = 1) -> TrainResult:
+    r"""Full-batch GD on the book's network for any patches, through per-neuron Gram matrices.
+
+    Every GD step adds to w_{j,r} ⊙ m_{j,r} a combination of the masked training patches v_a ⊙ m_{j,r}
+    (a = (i, patch)), so with K^{(j,r)}_{ab} = <v_a ⊙ m_{j,r}, v_b ⊙ m_{j,r}> the pre-activations are
+    h_{j,r} = h^{(0)}_{j,r} + K^{(j,r)} c_{j,r} and GD moves the coefficients c by -lr dL/dh. This is
+    the trajectory of ``prunebook.train(..., engine="weights")`` (to float precision) at O(m (nP)^2) a
+    step instead of O(m n P d): the fast way when n P is much smaller than d (the noisy digits), for
+    data that are not of the signal-noise form the coefficient engine needs.
+    W0, M [B, 2, m, d], X [B, n, P, d], y [B, n]; records the loss and the training error.
+    """
+    check_tensor("W0", W0, ndim=4)
+    check_tensor("X", X, ndim=4)
+    if M.shape != W0.shape:
+        raise ValueError(f"M: expected the shape of W0, {tuple(W0.shape)}, got {tuple(M.shape)}")
+    B, two, m, d = W0.shape
+    if X.shape[0] != B or X.shape[-1] != d or y.shape != X.shape[:2]:
+        raise ValueError(f"X: expected [B={B}, n, P, d={d}] with labels y [B, n], got {tuple(X.shape)} and {tuple(y.shape)}")
+    q = check_q(q)
+    lr = check_positive("lr", lr)
+    steps = check_nonneg_int("steps", steps)
+    every = check_positive_int("record_every", record_every)
+    n, P = X.shape[1], X.shape[2]
+    dtype = W0.dtype
+    Mf = M.to(dtype).reshape(B, two * m, d)
+    Xp = X.to(dtype).transpose(1, 2)  # [B, P, n, d]: coefficient a = (patch, sample)
+    support = Xp.ne(0).any(dim=2)  # [B, P, d]: the coordinates each patch uses
+    overlap = (support[:, :, None, :] & support[:, None, :, :]).any(dim=(0, 3))  # [P, P]
+    if bool((overlap == torch.eye(P, dtype=torch.bool)).all()):  # disjoint patches: K is block diagonal
+        K = torch.stack([(Xp * Mf[:, k, None, None, :]) @ Xp.mT for k in range(two * m)], dim=1)  # [B, 2m, P, n, n]
+    else:
+        V = Xp.reshape(B, P * n, d)
+        K = torch.stack([(V * Mf[:, k, None, :]) @ V.mT for k in range(two * m)], dim=1)  # [B, 2m, Pn, Pn]
+    h0 = ((W0.reshape(B, two * m, d) * Mf) @ Xp.reshape(B, P * n, d).mT).reshape(B, two * m, P, n)
+    signs = torch.tensor([1.0, -1.0], dtype=dtype).repeat_interleave(m)[None, :, None, None]  # j per neuron
+    y = y.to(dtype)
+    recorder = Recorder({"loss", "train_error"}, record_steps(steps, every))
+
+    def evaluate(c):
+        h = h0 + (K @ c.reshape(*K.shape[:-1], 1)).reshape(h0.shape)
+        r, rq1 = relu_power(h, q)
+        act = r if q == 1 else r * rq1
+        f = (signs * act).sum(dim=(1, 2)) / m  # [B, n]
+        margins = y * f
+        dL_df = -y * torch.sigmoid(-margins) / n
+        slope = rq1 if q == 1 else q * rq1
+        return (margins, slope * signs * dL_df[:, None, None, :] / m), margins.sum(-1)
+
+    def update(c, aux):
+        return c - lr * aux[1]
+
+    def record(t, c, aux):
+        margins = aux[0]
+        recorder.add(loss=torch.logaddexp(torch.zeros((), dtype=dtype), -margins).mean(-1),
+                     train_error=error_from_margins(margins))
+
+    c, diverged = guarded_steps(torch.zeros_like(h0), evaluate, update, record, recorder, steps=steps, batch_ndim=1)
+    W = W0 + ((c.reshape(B, two * m, P * n) @ Xp.reshape(B, P * n, d)) * Mf).reshape(B, two, m, d)
+    hist = recorder.stacked()
+    report_divergence(diverged, "warn")
+    return TrainResult(W=W, steps=torch.tensor(sorted(recorder.at)), loss=hist["loss"], train_error=hist["train_error"],
+                       diverged=diverged, engine="gram")
