@@ -13,7 +13,6 @@ import torch  # noqa: E402
 from prunebook import criteria as cr  # noqa: E402
 from prunebook.experiment import Setting, build_batch, run  # noqa: E402
 from prunebook.params import check_parameters  # noqa: E402
-from prunebook.plots import band  # noqa: E402
 from prunebook.realdata import digits_binary  # noqa: E402
 from prunebook.seeds import stream_seed  # noqa: E402
 from prunebook.stats import mean_ci, wilson_interval  # noqa: E402
@@ -51,17 +50,6 @@ def test_check_parameters_names_the_bad_one(values, kinds, arg):
 def test_check_parameters_accepts_good_values():
     check_parameters(dict(smoke=True, seed=0, n=3, p=[0.0, 0.99], q=3, mu=2.5, ns=[1, 2]),
                      smoke="bool", seed="seed", n="count", p="fractions", q="power", mu="positive", ns="counts")
-
-
-def test_band_clips_and_logs():
-    fig, ax = plt.subplots()
-    line = band(ax, [0, 1], np.array([[0.0, 0.5], [0.2, 0.5]]), clip=(0, 1))
-    np.testing.assert_allclose(line.get_ydata(), [0.1, 0.5])
-    poly = ax.collections[0].get_paths()[0].vertices
-    assert poly[:, 1].min() >= 0
-    with pytest.raises(ValueError, match="samples"):
-        band(ax, [0, 1], np.array([[0.0, 1.0], [1.0, 1.0]]), log=True)
-    plt.close(fig)
 
 
 def test_digits_binary_split_is_seeded_and_centred():
@@ -147,11 +135,12 @@ def test_bootstrap_over_seeds_and_paired_tests():
 def test_claims_fail_loudly_and_glue_names_are_checked(capsys):
     from prunebook.claims import ClaimFailed, claim, glue
 
-    assert claim(True, "dense error above 0.2")
+    assert claim(True, "dense error above 0.2") is None  # a cell ending in a claim shows only the verdict
+    assert capsys.readouterr().out == "claim holds: dense error above 0.2\n"
     with pytest.raises(ClaimFailed, match="dense error above 0.2"):
         claim(False, "dense error above 0.2")
-    assert claim(False, "too small to tell", enforce=False) is False
-    assert "NOT checked" in capsys.readouterr().out
+    claim(False, "too small to tell", enforce=False)
+    assert capsys.readouterr().out == "claim NOT checked at smoke sizes: too small to tell\n"
     with pytest.raises(ValueError, match="^name:"):
         glue("bad name!", 1.0)
 

@@ -14,15 +14,6 @@ def test_snr_p_formula_and_monotonicity():
     assert theory.n_snr_q(50, 8.0, 1.0, 1000, 0.5, 3) == pytest.approx(50 * (8 / np.sqrt(500)) ** 3)
 
 
-def test_no_signal_probabilities_match_masks():
-    m, p = 5, 0.7
-    mu = pb.signal_vector(10, 1.0)
-    M = pb.random_mask((20000, 2, m, 10), p, seed=9)
-    counts = pb.signal_neuron_counts(M, mu).numpy()
-    assert abs((counts[:, 0] == 0).mean() - theory.prob_class_without_signal(p, m)) < 0.01
-    assert abs((counts == 0).any(axis=1).mean() - theory.prob_some_class_without_signal(p, m)) < 0.01
-
-
 def test_noise_norm_seen_by_a_pruned_neuron():
     d, p, sigma_p = 800, 0.6, 1.5
     mu = pb.signal_vector(d, 3.0)

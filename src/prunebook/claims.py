@@ -34,13 +34,13 @@ def glue(name: str, value, *, display: bool = False):
     return value
 
 
-def claim(condition: bool, statement: str, *, enforce: bool = True) -> bool:
+def claim(condition: bool, statement: str, *, enforce: bool = True) -> None:
     """Check a finding the prose states; raise :class:`ClaimFailed` naming it if the run contradicts it.
 
     ``enforce=False`` (pass ``not smoke``) only prints the verdict, for runs too small to decide.
+    Returns nothing, so that a cell ending in a claim shows the printed verdict and no stray value.
     """
     holds = bool(condition)
     if not holds and enforce:
         raise ClaimFailed(f"the chapter states: {statement!r}, but its run contradicts it")
     print(f"claim {'holds' if holds else 'NOT checked at smoke sizes' if not enforce else 'fails'}: {statement}")
-    return holds

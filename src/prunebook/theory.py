@@ -29,8 +29,6 @@ __all__ = [
     "usable_neuron_pmf",
     "prob_no_usable_neuron",
     "overpruning_fraction",
-    "prob_class_without_signal",
-    "prob_some_class_without_signal",
     "race_boundary_n",
     "race_boundary_mu",
     "fit_race_constant",
@@ -96,22 +94,6 @@ def overpruning_fraction(m: int, level: float = 0.5) -> float:
     if not 0 < level < 1:
         raise ValueError(f"level: must lie in (0, 1), got {level!r}")
     return float(2 * level ** (1 / (2 * m)) - 1)
-
-
-def prob_class_without_signal(p, m: int):
-    """p^m: the probability that a given class has no neuron keeping the signal coordinate.
-
-    Not the over-pruning law (an earlier version of the book used it as such): a neuron needs the
-    coordinate *and* the right initial sign, see :func:`prob_no_usable_neuron`.
-    """
-    m = check_positive_int("m", m)
-    return _scalar_or_array(check_fractions("p", p) ** m)
-
-
-def prob_some_class_without_signal(p, m: int):
-    """1 - (1 - p^m)^2: the probability that some class has no neuron keeping the signal coordinate."""
-    pc = np.asarray(prob_class_without_signal(p, m))
-    return _scalar_or_array(1 - (1 - pc) ** 2)
 
 
 def race_boundary_n(p, C: float, mu_norm: float, sigma_p: float, d: int, q: float):
