@@ -15,8 +15,8 @@ class ClaimFailed(AssertionError):
     """A finding stated in a chapter's prose does not hold in the chapter's own run."""
 
 
-def glue(name: str, value, *, display: bool = False):
-    """Make ``value`` available to the chapter's prose as ``{glue:text}`name```; returns the value.
+def glue(name: str, value, *, display: bool = False) -> None:
+    """Make ``value`` available to the chapter's prose as ``{glue:text}`name```.
 
     Uses MyST-NB when it is installed (the book build); elsewhere (Colab, a plain Jupyter) it does
     nothing, and the Colab edition shows the values of the book's own run. A NumPy scalar is glued
@@ -29,9 +29,8 @@ def glue(name: str, value, *, display: bool = False):
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - depends on the environment
-        return value
+        return  # returns nothing either way: a cell ending in a glue shows no stray value
     _glue(name, value, display=display)
-    return value
 
 
 def claim(condition: bool, statement: str, *, enforce: bool = True) -> None:
