@@ -126,6 +126,47 @@ def _solution_lines(nb):
     return lines
 
 
+# What a public check may call from the package: constructors of inputs worked by hand. Anything
+# else (theory, the analyses, training) could compute the answer the student is asked for.
+CHECK_MAY_CALL = {"Dataset", "sample_data", "signal_vector", "init_weights", "random_mask"}
+
+
+def _package_calls(source: str) -> set[str]:
+    """Names of package functions a cell calls or imports (``pb.x(``, ``prunebook.m.x(``, ``from prunebook... import x``)."""
+    import ast
+
+    tree = ast.parse(source)
+    aliases = {"pb", "prunebook"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("prunebook")}
+    called = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prunebook"):
+            called |= {a.name for a in node.names}
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = node.func.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in aliases | {"theory", "boundary", "margins", "stats", "cr"}:
+                called.add(node.func.attr)
+    return called
+
+
+def test_package_calls_sees_every_way_to_reach_the_package():
+    src = ("import prunebook.theory as th\nfrom prunebook.boundary import slope\nth.snr_p(1)\n"
+           "pb.sample_data(3)\ntheory.race_boundary_n(2)\nx.y(1)")
+    assert _package_calls(src) == {"slope", "snr_p", "sample_data", "race_boundary_n"}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_public_checks_call_no_package_function_that_could_compute_the_answer(path):
+    nb = _nb(path)
+    for e in assign.code_exercises(nb, path.stem):
+        extra = _package_calls(assign._source(nb["cells"][e.check])) - CHECK_MAY_CALL
+        assert not extra, f"the public check of exercise {e.id} calls {sorted(extra)}"
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_no_solution_text_in_student_copy(copies, path):
     original = _nb(path)
