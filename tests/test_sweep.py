@@ -84,11 +84,11 @@ def test_kill_and_resume_gives_the_uninterrupted_table(tmp_path, monkeypatch):
     counted = count_chunks(monkeypatch)
     resumed = small(tmp_path)
     assert counted["n"] == 6 - 3, "only the chunks not yet saved are computed"
-    pd.testing.assert_frame_equal(resumed, reference)  # the same chunks, recomputed or loaded: identical
+    pd.testing.assert_frame_equal(resumed, reference, check_exact=True)  # the same chunks, recomputed or loaded: identical
     counted["n"] = 0
     again = small(tmp_path)
     assert counted["n"] == 0
-    pd.testing.assert_frame_equal(again, resumed)
+    pd.testing.assert_frame_equal(again, resumed, check_exact=True)
 
 
 def test_truncated_and_stale_chunks_are_recomputed(tmp_path, monkeypatch):

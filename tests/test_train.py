@@ -55,22 +55,34 @@ def test_same_seeds_same_run():
     assert torch.equal(ra.W, rb.W) and torch.equal(ra.loss, rb.loss)
 
 
-def test_batch_independence():
-    """A network's trajectory does not depend on which other networks share its batch."""
+@pytest.mark.parametrize("engine", ["coefficients", "weights"])
+def test_batch_independence(engine):
+    """A network's trajectory does not depend on which other networks share its batch.
+
+    The coefficient engine steps each network on its own (the compiled kernel, or chunks of the torch
+    path): identical bits. The weights engine's batched matmul may sum in another order than a single
+    one (BLAS picks its kernel by shape): equal to within a few units in the last place (measured: 1 ulp).
+    """
     probs = [small_problem(seed=s, p=p) for s, p in [(0, 0.0), (1, 0.5), (2, 0.9)]]
     W0 = torch.stack([w for w, _, _ in probs])
     M = torch.stack([mm for _, mm, _ in probs])
     X = torch.stack([ds.X for _, _, ds in probs])
     y = torch.stack([ds.y for _, _, ds in probs])
-    batched = pb.train(W0, M, X, y, q=3, lr=0.5, steps=40, record=("loss", "train_error"))
+    kw = dict(q=3, lr=0.5, steps=40, engine=engine, record=("loss", "train_error"))
+    batched = pb.train(W0, M, X, y, **kw)
     assert batched.loss.shape == (41, 3) and batched.W.shape == W0.shape
+
+    def same(a, b):
+        if engine == "coefficients":
+            return torch.equal(a, b)
+        return bool(((a - b).abs() <= 4 * torch.finfo(a.dtype).eps * b.abs().clamp_min(1)).all())
+
     for b in range(3):
-        alone = pb.train(W0[b], M[b], X[b], y[b], q=3, lr=0.5, steps=40, record=("loss", "train_error"))
-        torch.testing.assert_close(batched.W[b], alone.W, rtol=1e-12, atol=1e-14)
-        torch.testing.assert_close(batched.loss[:, b], alone.loss, rtol=1e-12, atol=1e-14)
+        alone = pb.train(W0[b], M[b], X[b], y[b], **kw)
+        assert same(batched.W[b], alone.W) and same(batched.loss[:, b], alone.loss)
     # a different companion network changes nothing either
-    pair = pb.train(W0[[0, 2]], M[[0, 2]], X[[0, 2]], y[[0, 2]], q=3, lr=0.5, steps=40)
-    torch.testing.assert_close(pair.W[0], batched.W[0], rtol=1e-12, atol=1e-14)
+    pair = pb.train(W0[[0, 2]], M[[0, 2]], X[[0, 2]], y[[0, 2]], **kw)
+    assert same(pair.W[0], batched.W[0])
 
 
 def test_one_data_set_many_masks_broadcast():
