@@ -126,3 +126,22 @@ def test_adjusting_for_a_covariate_recovers_the_slope_at_fixed_covariate():
     assert r.lo <= r.estimate <= r.hi
     with pytest.raises(ValueError, match="adjust"):
         boundary.scaling_fit(df.assign(U=0), adjust=["U"])
+
+
+def test_slope_difference_sees_one_half_and_zero():
+    diff = boundary.slope_difference(synthetic(1.5, seed=4), synthetic(2.0, seed=5), n_boot=60, seed=1)
+    assert diff.lo <= 0.5 <= diff.hi and diff.lo > 0 and diff.degenerate == 0
+    same = boundary.slope_difference(synthetic(1.5, seed=6), synthetic(1.5, seed=7), n_boot=60, seed=1)
+    assert same.lo <= 0 <= same.hi and same.hi < 0.5
+    with pytest.raises(ValueError, match="n_boot"):
+        boundary.slope_difference(synthetic(1.5), synthetic(2.0), n_boot=0)
+
+
+def test_seed_bootstrap_fraction_resamples_seeds_not_networks():
+    seeds = np.repeat(np.arange(10), 9)
+    hits = np.repeat(np.arange(10) < 5, 9)  # each seed all-or-nothing: 90 networks, but only 10 units
+    r = boundary.seed_bootstrap_fraction(seeds, hits, n_boot=400, seed=2)
+    assert r.estimate == pytest.approx(0.5)
+    assert r.hi - r.lo > 0.4  # about a 10-seed interval, far wider than a 90-network one (~0.2)
+    with pytest.raises(ValueError, match="hits"):
+        boundary.seed_bootstrap_fraction(seeds, hits[:-1])

@@ -74,3 +74,42 @@ def test_weight_parts_add_up_and_only_the_noise_parts_answer_fresh_noise(trained
     on_noise = output_parts(parts.signal, M, mu, q=3.0, n_test=4000)
     assert float(on_noise.noise_std.abs().max()) == 0.0
     assert float(output_parts(parts.memorized, M, mu, q=3.0, n_test=4000).noise_std.min()) > 0
+
+
+def test_init_scale_ratio_is_the_initialization_prediction():
+    from prunebook.margins import init_scale_ratio
+
+    assert abs(init_scale_ratio(0.0, 0.75, 3.0) - 8.0) < 1e-12  # (1 / 0.25)^(3/2)
+    assert abs(init_scale_ratio(0.5, 0.5, 4.0) - 1.0) < 1e-12
+    with pytest.raises(ValueError, match="p_from"):
+        init_scale_ratio(0.0, 1.0, 3.0)
+
+
+def test_learned_part_is_zero_untrained_and_the_whole_response_from_zero(trained):
+    from prunebook.margins import learned_output_parts
+
+    W, W0, M, mu = trained.result.W, trained.W0, trained.M, trained.data.mu
+    same = learned_output_parts(W0, W0, M, mu, q=3.0, seed=2)
+    whole0 = output_parts(W0, M, mu, q=3.0, seed=2)
+    assert torch.all(same.noise_std < 1e-6 * whole0.noise_std)  # nothing learned, no learned response
+    whole = output_parts(W, M, mu, q=3.0, seed=2, n_test=40_000)
+    from_zero = learned_output_parts(W, torch.zeros_like(W0), M, mu, q=3.0, seed=5, n_test=40_000)
+    torch.testing.assert_close(from_zero.signal_pos, whole.signal_pos)
+    assert torch.all((from_zero.noise_std / whole.noise_std - 1).abs() < 0.05)
+    learned = learned_output_parts(W, W0, M, mu, q=3.0, seed=2)
+    assert torch.all(learned.noise_std > 0)
+    with pytest.raises(ValueError, match="W0"):
+        learned_output_parts(W, W0[:1], M, mu, q=3.0)
+
+
+def test_wrong_side_is_the_per_class_test_error():
+    from prunebook.margins import wrong_side
+
+    base = Setting(d=300, n=20, m=6, steps=150)
+    r = run([base.with_(mu_norm=8.0), base.with_(mu_norm=3.0)], [0.0, 0.0], [1, 1], n_test=20_000)
+    pos, neg = wrong_side(r.result.W, r.M, r.data.mu, q=3.0, n_test=20_000, seed=3)
+    assert torch.all((pos - torch.as_tensor(r.test.error_pos)).abs() < 0.03)
+    assert torch.all((neg - torch.as_tensor(r.test.error_neg)).abs() < 0.03)
+    assert pos[1] + neg[1] > 0.5  # the memorizing network errs, the learning one hardly
+    with pytest.raises(ValueError, match="n_test"):
+        wrong_side(r.result.W, r.M, r.data.mu, q=3.0, n_test=10)

@@ -33,7 +33,8 @@ from prunebook.theory import prob_no_usable_neuron
 
 __all__ = [
     "split_seeds", "success", "has_usable", "success_cells", "logistic_fit_multi", "boundary_per_row",
-    "scaling_fit", "scaling_slope", "failure_rates", "choose_and_report",
+    "scaling_fit", "scaling_slope", "failure_rates", "choose_and_report", "slope_difference",
+    "seed_bootstrap_fraction",
 ]
 
 
@@ -273,3 +274,62 @@ def choose_and_report(df: pd.DataFrame, choose_seeds: Sequence[int], report_seed
         "dense": report(0.0) if np.isclose(held["p"], 0).any() else None,
         "choose_fraction_best": float(best.frac),
     }
+
+
+def slope_difference(df_a: pd.DataFrame, df_b: pd.DataFrame, *, along: str = "n", level: float = SUCCESS_ERROR,
+                     n_boot: int = 500, seed: int = 0, conf: float = LEVEL) -> BootstrapResult:
+    """The scaling slope of ``df_b`` minus that of ``df_a`` (:func:`scaling_fit`), with a percentile
+    bootstrap that resamples the seeds of each table separately (two tables, two sets of seeds).
+    The book's heuristic says q/2, so a table at q = 4 minus one at q = 3 should give 0.5."""
+    from prunebook.seeds import numpy_rng
+
+    if not (isinstance(n_boot, int) and n_boot >= 1):
+        raise ValueError(f"n_boot: must be an integer >= 1, got {n_boot!r}")
+    conf = float(conf)
+    if not 0 < conf < 1:
+        raise ValueError(f"conf: must lie in (0, 1), got {conf!r}")
+    parts = []
+    for name, df in (("df_a", df_a), ("df_b", df_b)):
+        _require(df, along, "p", "seed", "test_error")
+        at = _seed_rows(df["seed"].to_numpy())
+        if len(at) < 2:
+            raise ValueError(f"{name}: need at least two seeds")
+        parts.append((at, _features(df, along, ()), success(df, level)))
+
+    def slope(k, chosen):
+        at, X, win = parts[k]
+        idx = np.concatenate([at[s] for s in chosen])
+        if win[idx].min() == win[idx].max():
+            return np.nan
+        w = logistic_fit_multi(X[idx], win[idx])
+        return float(-w[2] / w[1]) if w[1] > 0 else np.nan
+
+    keys = [np.array(list(at)) for at, _, _ in parts]
+    estimate = slope(1, keys[1]) - slope(0, keys[0])
+    rng = numpy_rng(seed)
+    values = np.array([slope(1, rng.choice(keys[1], len(keys[1]))) - slope(0, rng.choice(keys[0], len(keys[0])))
+                       for _ in range(n_boot)])
+    ok = np.isfinite(values)
+    if not ok.any():
+        return BootstrapResult(float(estimate), np.nan, np.nan, n_boot, n_boot)
+    lo, hi = np.quantile(values[ok], [0.5 - conf / 2, 0.5 + conf / 2])
+    return BootstrapResult(float(estimate), float(lo), float(hi), n_boot, int((~ok).sum()))
+
+
+def seed_bootstrap_fraction(seeds, hits, *, n_boot: int = 1000, seed: int = 0, conf: float = LEVEL) -> BootstrapResult:
+    """The fraction of ``hits`` (one bool per network) with a bootstrap over ``seeds`` (one per network):
+    networks that share a seed (data, initialization, nested masks) are resampled together, so the
+    interval is not narrowed by counting one seed's networks as independent."""
+    seeds = np.asarray(seeds)
+    hits = np.asarray(hits, bool)
+    if seeds.shape != hits.shape or seeds.ndim != 1:
+        raise ValueError("hits: need one value per network, like seeds")
+    at = _seed_rows(seeds)
+    k = {s: (hits[i].sum(), len(i)) for s, i in at.items()}
+
+    def frac(chosen):
+        num = sum(k[s][0] for s in chosen)
+        den = sum(k[s][1] for s in chosen)
+        return num / den if den else np.nan
+
+    return bootstrap_seeds(list(at), frac, n_boot=n_boot, seed=seed, level=conf)

@@ -27,7 +27,8 @@ from prunebook.conventions import MIN_TEST_SIZE, class_signs
 from prunebook.decomposition import decompose, reconstruct
 from prunebook.seeds import generator
 
-__all__ = ["OutputParts", "output_parts", "WeightParts", "weight_parts"]
+__all__ = ["OutputParts", "output_parts", "WeightParts", "weight_parts", "init_scale_ratio", "learned_output_parts",
+           "wrong_side"]
 
 
 class OutputParts(NamedTuple):
@@ -111,3 +112,102 @@ def weight_parts(W: torch.Tensor, W0: torch.Tensor, M: torch.Tensor, mu: torch.T
     signal = reconstruct(zero, M, mu, xi, gamma, torch.zeros_like(rho))
     memorized = reconstruct(zero, M, mu, xi, torch.zeros_like(gamma), rho)
     return WeightParts(W0 * M.to(W0.dtype), signal, memorized)
+
+
+def init_scale_ratio(p_from, p_to, q: float):
+    """The ratio z(p_to) / z(p_from) that the initialization's scale alone predicts.
+
+    If the spread of the noise part is the kept initial weights' response, (sigma_0 sigma_p
+    sqrt((1-p) d))^q up to a constant, and the signal part does not depend on p, then
+    z is proportional to (1-p)^(-q/2): this ratio is ((1 - p_from) / (1 - p_to))^(q/2). A measured
+    ratio equal to it says nothing about learning.
+    """
+    import numpy as np
+
+    q = check_q(q)
+    a, b = np.asarray(p_from, float), np.asarray(p_to, float)
+    if np.any((a < 0) | (a >= 1)) or np.any((b < 0) | (b >= 1)):
+        raise ValueError("p_from: pruning fractions must lie in [0, 1)")
+    return ((1 - a) / (1 - b)) ** (q / 2)
+
+
+def _checked(W, W0, M, mu, q, sigma_p, n_test):
+    W = check_tensor("W", W, ndim=4)
+    B, two, m, d = W.shape
+    if two != 2:
+        raise ValueError(f"W: expected shape [B, 2, m, d], got {tuple(W.shape)}")
+    if W0 is not None:
+        W0 = check_tensor("W0", W0)
+        if W0.shape != W.shape:
+            raise ValueError(f"W0: expected the shape of W, {tuple(W.shape)}, got {tuple(W0.shape)}")
+        check_finite("W0", W0)
+    M = check_tensor("M", M)
+    if M.shape != W.shape:
+        raise ValueError(f"M: expected the shape of W, {tuple(W.shape)}, got {tuple(M.shape)}")
+    check_binary("M", M)
+    mu = check_tensor("mu", mu)
+    if mu.shape != (B, d):
+        raise ValueError(f"mu: expected shape {(B, d)}, got {tuple(mu.shape)}")
+    check_finite("W", W)
+    q = check_q(q)
+    sigma_p = check_positive("sigma_p", sigma_p)
+    n_test = check_positive_int("n_test", n_test)
+    if n_test < MIN_TEST_SIZE:
+        raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
+    return W, W0, M, mu.double(), q, sigma_p, n_test
+
+
+def _noise_draws(As: list[torch.Tensor], mu: torch.Tensor, sigma_p: float, n_test: int, seed: int):
+    """Jointly Gaussian pre-activations of several weight sets A [B, k, d] on the same fresh noise
+    patches (orthogonal to mu): yields, network by network, a list of [n_test, k] tensors."""
+    A = torch.cat(As, dim=1)
+    u = mu / mu.norm(dim=-1, keepdim=True)
+    Au = (A @ u[..., None])[..., 0]
+    cov = sigma_p**2 * (A @ A.mT - Au[:, :, None] * Au[:, None, :])
+    evals, evecs = torch.linalg.eigh(cov)
+    root = evecs * evals.clamp_min(0).sqrt()[:, None, :]
+    g = torch.randn(n_test, A.shape[1], generator=generator(seed), dtype=torch.float64)
+    sizes = [a.shape[1] for a in As]
+    for b in range(A.shape[0]):
+        yield list((g @ root[b].T).split(sizes, dim=1))
+
+
+def learned_output_parts(W: torch.Tensor, W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, *, q: float,
+                         sigma_p: float = 1.0, n_test: int = 20_000, seed: int = 0) -> OutputParts:
+    """The signal parts s_+, s_- of the trained network W and the mean and spread of the *learned*
+    part of its noise response, N_W(xi) - N_W0(xi): what training changed in the output on fresh
+    noise patches (both drawn on the same patches). ``z`` of the result is the class margin in units
+    of the learned part's spread, a quantity the initial weights' own response does not enter."""
+    W, W0, M, mu, q, sigma_p, n_test = _checked(W, W0, M, mu, q, sigma_p, n_test)
+    B, _, m, d = W.shape
+    A = (W * M).reshape(B, 2 * m, d).double()
+    A0 = (W0 * M).reshape(B, 2 * m, d).double()
+    overlap = (A @ mu[..., None])[..., 0]
+    signs = class_signs(overlap).repeat_interleave(m)
+    s_pos = activation(overlap, q) @ signs / m
+    s_neg = activation(-overlap, q) @ signs / m
+    means, stds = torch.empty(B, dtype=torch.float64), torch.empty(B, dtype=torch.float64)
+    for b, (pre, pre0) in enumerate(_noise_draws([A, A0], mu, sigma_p, n_test, seed)):
+        change = (activation(pre, q) - activation(pre0, q)) @ signs / m
+        means[b], stds[b] = change.mean(), change.std()
+    return OutputParts(s_pos, s_neg, means, stds)
+
+
+def wrong_side(W: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, *, q: float, sigma_p: float = 1.0,
+               n_test: int = 20_000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the fraction of fresh noise patches on which the noise part N puts the output on
+    the wrong side: (P(s_+ + N <= 0), P(-s_- - N <= 0)), each [B]. These are the per-class test
+    errors; unlike mean / sd of N they do not assume N is Gaussian (with q = 3 it is far from it)."""
+    W, _, M, mu, q, sigma_p, n_test = _checked(W, None, M, mu, q, sigma_p, n_test)
+    B, _, m, d = W.shape
+    A = (W * M).reshape(B, 2 * m, d).double()
+    overlap = (A @ mu[..., None])[..., 0]
+    signs = class_signs(overlap).repeat_interleave(m)
+    s_pos = activation(overlap, q) @ signs / m
+    s_neg = activation(-overlap, q) @ signs / m
+    err_pos, err_neg = torch.empty(B, dtype=torch.float64), torch.empty(B, dtype=torch.float64)
+    for b, (pre,) in enumerate(_noise_draws([A], mu, sigma_p, n_test, seed)):
+        noise = activation(pre, q) @ signs / m
+        err_pos[b] = (s_pos[b] + noise <= 0).double().mean()
+        err_neg[b] = (-s_neg[b] - noise <= 0).double().mean()
+    return err_pos, err_neg

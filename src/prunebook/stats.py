@@ -20,12 +20,16 @@ from scipy import stats as _st
 from prunebook.seeds import numpy_rng
 
 __all__ = [
-    "LEVEL", "mean_ci", "wilson_interval", "BootstrapResult", "bootstrap_seeds", "logistic_fit",
+    "LEVEL", "BOOK_N_BOOT", "mean_ci", "wilson_interval", "BootstrapResult", "bootstrap_seeds", "logistic_fit",
     "PairedTest", "mcnemar", "sign_test",
 ]
 
 #: The confidence level used throughout the book.
 LEVEL = 0.95
+
+#: Bootstrap resamples for a quantity that more than one chapter prints (the race constant C), so
+#: that every chapter prints the same interval.
+BOOK_N_BOOT = 1000
 
 
 def _level(level: float) -> float:
