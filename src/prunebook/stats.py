@@ -6,7 +6,8 @@
 - :func:`mean_ci` (Student t) is for unbounded, roughly normal quantities (log margins, differences).
 - Bootstraps resample *seeds*, the unit that shares data and initialization
   (:func:`bootstrap_seeds`), and report how many resamples were degenerate.
-- Paired comparisons on the same seeds: :func:`mcnemar` (binary outcomes) and :func:`sign_test`.
+- Paired comparisons on the same seeds: :func:`mcnemar` (binary outcomes) and :func:`sign_test`;
+  a chapter that runs a family of such tests states its multiplicity policy and adjusts with :func:`holm`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from prunebook.seeds import numpy_rng
 
 __all__ = [
     "LEVEL", "BOOK_N_BOOT", "mean_ci", "wilson_interval", "BootstrapResult", "bootstrap_seeds", "logistic_fit",
-    "PairedTest", "mcnemar", "sign_test",
+    "PairedTest", "mcnemar", "sign_test", "holm",
 ]
 
 #: The confidence level used throughout the book.
@@ -153,3 +154,21 @@ def sign_test(differences) -> PairedTest:
     pos, neg = int((diff > 0).sum()), int((diff < 0).sum())
     p = 1.0 if pos + neg == 0 else float(_st.binomtest(pos, pos + neg, 0.5).pvalue)
     return PairedTest("sign of the difference (sign test, exact)", len(diff), pos, neg, p)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family of tests, in the order given.
+
+    Sort the m p-values increasingly, p_(1) <= ... <= p_(m); the adjusted value of p_(i) is
+    max_{k <= i} min(1, (m - k + 1) p_(k)). Rejecting where the adjusted value is below alpha
+    controls the family-wise error rate at alpha under any dependence between the tests.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1 or len(p) == 0 or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("pvalues: need a non-empty 1-d array of numbers in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = stepped
+    return out
