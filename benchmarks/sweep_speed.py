@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/sweep_speed.py [--cold] [--repeat 2] [--device cpu|cuda]
 
 1. A (p, n) phase diagram through the public ``sweep`` API, no cache directory, test error
-   included (10000 fresh samples a network): p 25 values evenly spaced in [0, 0.98],
+   included (the book's 10000 fresh samples a network, or
+   ``--n-test``): p 25 values evenly spaced in [0, 0.98],
    n = round(geomspace(10, 160, 12)), seeds 0-4, ``Setting(d=1000, m=20, mu_norm=8, steps=1000)``:
    1500 networks. The whole call is timed (compilation included: ``--cold`` points numba at an
    empty cache directory first, so the kernel is compiled inside the timed call). Goal: <= 30 s on
@@ -29,18 +30,22 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-finding3", action="store_true")
+    ap.add_argument("--n-test", type=int, default=None,
+                    help="fresh test samples a network (default: the book's DEFAULT_TEST_SIZE; at least MIN_TEST_SIZE)")
     args = ap.parse_args()
     if args.cold:
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cold-")  # before numba is imported
     import numpy as np
     import torch
 
+    from prunebook.conventions import DEFAULT_TEST_SIZE
     from prunebook.experiment import Setting
     from prunebook.sweep import sweep
 
     from speed import matmul_gflops
 
     device = torch.device(args.device)
+    n_test = DEFAULT_TEST_SIZE if args.n_test is None else args.n_test
     phase_axes = {"p": [float(p) for p in np.linspace(0, 0.98, 25)],
                   "n": [int(v) for v in np.round(np.geomspace(10, 160, 12))]}
     phase_base = Setting(d=1000, m=20, mu_norm=8.0, steps=1000)
@@ -54,11 +59,12 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, (axes, seeds, base) in workloads.items():
             t = time.perf_counter()
-            tables[name] = sweep(axes, seeds, base=base, progress=False, device=device)
+            tables[name] = sweep(axes, seeds, base=base, progress=False, device=device, n_test=n_test)
             times[name].append(time.perf_counter() - t)
     peak = matmul_gflops(device)
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
-          f"kernel cache: {'cold (compiled in the first call)' if args.cold else 'as found'}")
+          f"kernel cache: {'cold (compiled in the first call)' if args.cold else 'as found'}, "
+          f"{n_test} fresh test samples a network")
     for name, ts in times.items():
         best = min(ts)
         df = tables[name]
