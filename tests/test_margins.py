@@ -6,7 +6,7 @@ import torch
 from prunebook import forward, sample_data
 from prunebook.evaluate import test_statistics
 from prunebook.experiment import Setting, run
-from prunebook.margins import output_parts, weight_parts
+from prunebook.margins import output_parts
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +60,6 @@ def test_bad_input_is_named(trained):
         output_parts(W, M, mu, q=3.0, n_test=10)
     with pytest.raises(ValueError, match="^W:"):
         output_parts(W[0], M, mu, q=3.0)
-
-
-def test_weight_parts_add_up_and_only_the_noise_parts_answer_fresh_noise(trained):
-    W, W0, M, ds = trained.result.W.double(), trained.W0.double(), trained.M.double(), trained.data
-    mu, xi = ds.mu.double(), ds.xi.double()
-    parts = weight_parts(W, W0, M, mu, xi)
-    torch.testing.assert_close(parts.initial + parts.signal + parts.memorized, W * M, rtol=1e-4, atol=1e-7)  # W was trained in float32
-    # the signal part lies along mu (sparse signal): its response to noise orthogonal to mu is exactly 0
-    assert float((parts.signal[..., 1:]).abs().max()) == 0.0
-    # the memorized part lies in the span of the kept training noise
-    assert float(parts.memorized[..., 0].abs().max()) < 1e-12
-    on_noise = output_parts(parts.signal, M, mu, q=3.0, n_test=4000)
-    assert float(on_noise.noise_std.abs().max()) == 0.0
-    assert float(output_parts(parts.memorized, M, mu, q=3.0, n_test=4000).noise_std.min()) > 0
 
 
 def test_init_scale_ratio_is_the_initialization_prediction():

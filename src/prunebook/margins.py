@@ -24,10 +24,9 @@ import torch
 from prunebook._checks import check_binary, check_finite, check_positive, check_positive_int, check_q, check_tensor
 from prunebook.activation import activation
 from prunebook.conventions import MIN_TEST_SIZE, class_signs
-from prunebook.decomposition import decompose, reconstruct
 from prunebook.seeds import generator
 
-__all__ = ["OutputParts", "output_parts", "WeightParts", "weight_parts", "init_scale_ratio", "learned_output_parts",
+__all__ = ["OutputParts", "output_parts", "init_scale_ratio", "learned_output_parts",
            "wrong_side"]
 
 
@@ -59,59 +58,14 @@ def output_parts(W: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, *, q: float
                  n_test: int = 20_000, seed: int = 0) -> OutputParts:
     """Signal outputs s_+, s_- (exact) and the mean and spread of the noise part N (from ``n_test``
     fresh noise patches drawn from ``seed``) of networks W, M [B, 2, m, d] with signals mu [B, d]."""
-    W = check_tensor("W", W, ndim=4)
-    B, two, m, d = W.shape
-    if two != 2:
-        raise ValueError(f"W: expected shape [B, 2, m, d], got {tuple(W.shape)}")
-    M = check_tensor("M", M)
-    if M.shape != W.shape:
-        raise ValueError(f"M: expected the shape of W, {tuple(W.shape)}, got {tuple(M.shape)}")
-    check_binary("M", M)
-    mu = check_tensor("mu", mu)
-    if mu.shape != (B, d):
-        raise ValueError(f"mu: expected shape {(B, d)}, got {tuple(mu.shape)}")
-    check_finite("W", W)
-    q = check_q(q)
-    sigma_p = check_positive("sigma_p", sigma_p)
-    n_test = check_positive_int("n_test", n_test)
-    if n_test < MIN_TEST_SIZE:
-        raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
-    A = (W * M).reshape(B, 2 * m, d).double()
-    mu = mu.double()
-    u = mu / mu.norm(dim=-1, keepdim=True)
-    Au = (A @ u[..., None])[..., 0]
-    cov = sigma_p**2 * (A @ A.mT - Au[:, :, None] * Au[:, None, :])
-    evals, evecs = torch.linalg.eigh(cov)
-    root = evecs * evals.clamp_min(0).sqrt()[:, None, :]
-    overlap = (A @ mu[..., None])[..., 0]
-    signs = class_signs(overlap).repeat_interleave(m)
-    s_pos = activation(overlap, q) @ signs / m
-    s_neg = activation(-overlap, q) @ signs / m
-    g = torch.randn(n_test, 2 * m, generator=generator(seed), dtype=torch.float64)
+    W, _, M, mu, q, sigma_p, n_test = _checked(W, None, M, mu, q, sigma_p, n_test)
+    A, signs, s_pos, s_neg = _signal_parts(W, M, mu, q)
+    B, m = A.shape[0], W.shape[2]
     means, stds = torch.empty(B, dtype=torch.float64), torch.empty(B, dtype=torch.float64)
-    for b in range(B):
-        noise = activation(g @ root[b].T, q) @ signs / m
+    for b, (pre,) in enumerate(_noise_draws([A], mu, sigma_p, n_test, seed)):
+        noise = activation(pre, q) @ signs / m
         means[b], stds[b] = noise.mean(), noise.std()
     return OutputParts(s_pos, s_neg, means, stds)
-
-
-class WeightParts(NamedTuple):
-    """The masked weights W ⊙ M split as in the signal-noise decomposition (each [..., 2, m, d])."""
-
-    initial: torch.Tensor  #: W0 ⊙ M, the initial weights the mask keeps
-    signal: torch.Tensor  #: gamma (mu ⊙ M) / ||mu ⊙ M||^2, the learned signal part
-    memorized: torch.Tensor  #: sum_i rho_i (xi_i ⊙ M) / ||xi_i ⊙ M||^2, the memorized noise
-
-
-def weight_parts(W: torch.Tensor, W0: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, xi: torch.Tensor) -> WeightParts:
-    """Split trained weights into the kept initial weights, the learned signal and the memorized noise
-    (exactly: the three parts add up to W ⊙ M; :func:`prunebook.decompose`). Pass each part to
-    :func:`output_parts` to see how much of the output's response to fresh noise each one carries."""
-    gamma, rho = decompose(W, W0, M, mu, xi)
-    zero = torch.zeros_like(W0)
-    signal = reconstruct(zero, M, mu, xi, gamma, torch.zeros_like(rho))
-    memorized = reconstruct(zero, M, mu, xi, torch.zeros_like(gamma), rho)
-    return WeightParts(W0 * M.to(W0.dtype), signal, memorized)
 
 
 def init_scale_ratio(p_from, p_to, q: float):
@@ -157,6 +111,16 @@ def _checked(W, W0, M, mu, q, sigma_p, n_test):
     return W, W0, M, mu.double(), q, sigma_p, n_test
 
 
+def _signal_parts(W, M, mu, q):
+    """Masked weights A [B, 2m, d] (float64), the class sign of each neuron [B, 2m] and the exact signal
+    outputs s_+ = f(mu-patch) and s_- (the output on the signal patch -mu), each [B]."""
+    B, _, m, d = W.shape
+    A = (W * M).reshape(B, 2 * m, d).double()
+    overlap = (A @ mu[..., None])[..., 0]
+    signs = class_signs(overlap).repeat_interleave(m)
+    return A, signs, activation(overlap, q) @ signs / m, activation(-overlap, q) @ signs / m
+
+
 def _noise_draws(As: list[torch.Tensor], mu: torch.Tensor, sigma_p: float, n_test: int, seed: int):
     """Jointly Gaussian pre-activations of several weight sets A [B, k, d] on the same fresh noise
     patches (orthogonal to mu): yields, network by network, a list of [n_test, k] tensors."""
@@ -179,13 +143,9 @@ def learned_output_parts(W: torch.Tensor, W0: torch.Tensor, M: torch.Tensor, mu:
     noise patches (both drawn on the same patches). ``z`` of the result is the class margin in units
     of the learned part's spread, a quantity the initial weights' own response does not enter."""
     W, W0, M, mu, q, sigma_p, n_test = _checked(W, W0, M, mu, q, sigma_p, n_test)
-    B, _, m, d = W.shape
-    A = (W * M).reshape(B, 2 * m, d).double()
-    A0 = (W0 * M).reshape(B, 2 * m, d).double()
-    overlap = (A @ mu[..., None])[..., 0]
-    signs = class_signs(overlap).repeat_interleave(m)
-    s_pos = activation(overlap, q) @ signs / m
-    s_neg = activation(-overlap, q) @ signs / m
+    A, signs, s_pos, s_neg = _signal_parts(W, M, mu, q)
+    B, m = A.shape[0], W.shape[2]
+    A0 = (W0 * M).reshape(A.shape).double()
     means, stds = torch.empty(B, dtype=torch.float64), torch.empty(B, dtype=torch.float64)
     for b, (pre, pre0) in enumerate(_noise_draws([A, A0], mu, sigma_p, n_test, seed)):
         change = (activation(pre, q) - activation(pre0, q)) @ signs / m
@@ -199,12 +159,8 @@ def wrong_side(W: torch.Tensor, M: torch.Tensor, mu: torch.Tensor, *, q: float, 
     the wrong side: (P(s_+ + N <= 0), P(-s_- - N <= 0)), each [B]. These are the per-class test
     errors; unlike mean / sd of N they do not assume N is Gaussian (with q = 3 it is far from it)."""
     W, _, M, mu, q, sigma_p, n_test = _checked(W, None, M, mu, q, sigma_p, n_test)
-    B, _, m, d = W.shape
-    A = (W * M).reshape(B, 2 * m, d).double()
-    overlap = (A @ mu[..., None])[..., 0]
-    signs = class_signs(overlap).repeat_interleave(m)
-    s_pos = activation(overlap, q) @ signs / m
-    s_neg = activation(-overlap, q) @ signs / m
+    A, signs, s_pos, s_neg = _signal_parts(W, M, mu, q)
+    B, m = A.shape[0], W.shape[2]
     err_pos, err_neg = torch.empty(B, dtype=torch.float64), torch.empty(B, dtype=torch.float64)
     for b, (pre,) in enumerate(_noise_draws([A], mu, sigma_p, n_test, seed)):
         noise = activation(pre, q) @ signs / m
