@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import prunebook as pb
-from prunebook import evaluate, experiment, pruning, stats, sweep, theory
+from prunebook import evaluate, pruning, stats, sweep, theory
 from prunebook.data import sample_data, signal_vector
 from prunebook.engines import coefficients as coef_engine, flow as flow_engine
 from prunebook.experiment import Setting, build_batch, grid, run
