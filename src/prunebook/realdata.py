@@ -11,7 +11,8 @@ basis: per-neuron Gram matrices of the training patches, the fast way when n P i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
@@ -36,6 +37,12 @@ def digits_binary(n_train: int, *, seed: int, positive=(0, 2, 4, 6, 8), dtype=to
     """
     n_train = check_positive_int("n_train", n_train)
     seed = check_nonneg_int("seed", seed)
+    if isinstance(positive, (str, bytes)) or not isinstance(positive, Iterable):
+        raise ValueError(f"positive: the digits of class +1, a list drawn from 0..9, got {positive!r}")
+    positive = list(positive)
+    if not positive or any(isinstance(k, bool) or not isinstance(k, Integral) or not 0 <= k <= 9 for k in positive) \
+            or len(set(positive)) == 10:
+        raise ValueError(f"positive: some but not all of the digits 0..9 (both classes must occur), got {positive!r}")
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment

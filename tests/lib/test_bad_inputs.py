@@ -288,3 +288,11 @@ def test_experiment_run_checks_masks_and_settings_before_training(monkeypatch):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="^p:"):
             run(s, [1.0], [1])
+
+
+@pytest.mark.parametrize("positive", [range(10), [], [10], ["0"], "02468", [True]])
+def test_digits_need_both_classes(positive):
+    from prunebook.realdata import digits_binary
+
+    with pytest.raises(ValueError, match="^positive:"):
+        digits_binary(100, seed=0, positive=positive)
