@@ -120,7 +120,7 @@ def colab_like(tmp_path_factory):
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)])
     wheel = next(wheels.glob("prunebook-*.whl"))
     seconds = time.monotonic() - start
-    report(f"Colab-like environment, {time.strftime('%Y-%m-%d %H:%M')} UTC, versions from "
+    report(f"Colab-like environment, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, versions from "
            f"{COLAB_VERSIONS.relative_to(ROOT)}", fresh=True)
     report(f"python {platform.python_version()} (Colab: 3.13)")
     report(f"torch: {torch_line}")
