@@ -27,7 +27,7 @@ help:
 	@echo "make grade SUBMISSIONS=<dir> - grade every notebook in <dir>: _build/grades.csv, _build/feedback/ [TIME_LIMIT=300 JOBS=1 CHAPTER=]"
 	@echo "make dist         - build the sdist and wheel into dist/ and check them (twine check --strict)"
 	@echo "make constraints  - re-resolve the toolchain (book, test, grading) in a fresh venv and rewrite $(CONSTRAINTS)"
-	@echo "make tables       - recompute the precomputed sweep tables shipped in src/prunebook/tables (slow)"
+	@echo "make tables       - recompute the precomputed sweep tables shipped in src/prunebook/book/tables (slow)"
 
 $(STAMP): pyproject.toml Makefile $(CONSTRAINTS) tools/install_torch.py
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +69,7 @@ grade: $(GRADER)
 	$(BIN)/python tools/grading.py --submissions $(SUBMISSIONS) --time-limit $(TIME_LIMIT) --jobs $(JOBS) $(if $(CHAPTER),--chapter $(CHAPTER))
 
 tables: install
-	$(BIN)/python -m prunebook.book_tables build $(TABLES)
+	$(BIN)/python -m prunebook.book.precomputed build $(TABLES)
 
 dist: install
 	rm -rf dist

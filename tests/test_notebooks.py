@@ -1,6 +1,5 @@
 """Every chapter in _toc.yml: hygiene, and a papermill run in smoke mode."""
 
-import pathlib
 import subprocess
 import sys
 

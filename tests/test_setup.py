@@ -5,7 +5,6 @@ and the package's tree installed under constraints.txt (tools/constraints.py).""
 import base64
 import hashlib
 import os
-import pathlib
 import re
 import socket
 import subprocess

@@ -14,7 +14,7 @@ Write v_0 = mu ⊙ m and v_i = xi_i ⊙ m (per neuron) and K_{ab} = <v_a, v_b> f
 pre-activations are h = h^{(0)} + K c, where h^{(0)}_a = <w^{(0)} ⊙ m, v_a>: the signal patch of
 sample i gives y_i h_0, the noise patch h_i. GD on c is therefore exact at O(m n^2) per step:
 :mod:`prunebook.dynamics` writes that step plainly for one network, and
-:mod:`prunebook.engine_coefficients` runs it fast for many.
+:mod:`prunebook.engines.coefficients` runs it fast for many.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ loss and error, test error on fresh samples, signal-carrying and usable neurons 
 summaries of gamma and rho, and a ``converged`` flag. Networks are trained and evaluated by
 :func:`prunebook.experiment.run`, exactly as a chapter's own runs are.
 
-- Networks that share their shapes (d, n, m) and training settings (q, lr, steps) train together in
-  batched chunks under a memory cap; networks with different n are never padded into one loss.
+- Networks that share their shapes (d, n, m) and dynamics (GD's q, lr, steps; or the flow's t_end,
+  rtol, stop_loss) train together in batched chunks under a memory cap; networks with different n are
+  never padded into one loss.
 - With ``cache_dir``, every finished chunk is written at once (``.npz``, no pickle) under a name
   derived from a hash of its configurations, the evaluation settings, the package version and a
   fingerprint of the package's source code (so a code change never reuses old results). A
@@ -36,14 +37,16 @@ from prunebook.conventions import DEFAULT_TEST_SIZE, LOSS_TARGET, MIN_TEST_SIZE
 from prunebook.experiment import BATCH_FIELDS, SETTING_FIELDS, Setting, run
 from prunebook.provenance import package_fingerprint
 from prunebook.theory import snr_p
-from prunebook.train import ENGINES, bytes_per_network
+from prunebook.engines import GD_ENGINES
+from prunebook.train import bytes_per_network
 
 __all__ = ["RESULT_COLUMNS", "configurations", "sweep"]
 
 RESULT_COLUMNS = (
     "final_loss", "train_error", "test_error", "test_error_pos", "test_error_neg", "test_margin_mean",
     "test_margin_std", "test_loss", "signal_neurons_pos", "signal_neurons_neg", "usable_pos",
-    "usable_neg", "gamma_max_pos", "gamma_max_neg", "rho_max", "rho_min", "converged", "diverged",
+    "usable_neg", "gamma_max_pos", "gamma_max_neg", "rho_max", "rho_min", "rho_abs_sum", "t_final", "evaluations",
+    "stopped", "converged", "diverged",
 )
 
 
@@ -109,11 +112,12 @@ def _save(path: pathlib.Path, key: str, frame: pd.DataFrame, configs: list[dict]
 
 
 def _run_chunk(chunk: list[dict], *, engine: str, n_test: int, target_loss: float, dtype, device) -> pd.DataFrame:
-    """Train and evaluate one chunk of networks sharing their shapes and training settings."""
+    """Train and evaluate one chunk of networks sharing their shapes and dynamics."""
     settings = [Setting(**{k: c[k] for k in SETTING_FIELDS}) for c in chunk]
     s0 = settings[0]
-    result = run(settings, [c["p"] for c in chunk], [c["seed"] for c in chunk], engine=engine,
-                 record=("loss", "train_error", "gamma", "rho"), record_every=max(1, s0.steps),
+    gd = s0.dynamics == "gd"
+    result = run(settings, [c["p"] for c in chunk], [c["seed"] for c in chunk], engine=engine if gd else None,
+                 record=("loss", "train_error", "gamma", "rho"), record_every=max(1, s0.steps or 1),
                  n_test=n_test, dtype=dtype, device=device)
     return result.table(target_loss)[[*SETTING_FIELDS, "p", "seed", *RESULT_COLUMNS]]
 
@@ -150,7 +154,7 @@ def sweep(
     memory_cap_bytes = check_positive_int("memory_cap_bytes", memory_cap_bytes)
     if chunk_size is not None:
         chunk_size = check_positive_int("chunk_size", chunk_size)
-    check_one_of("engine", engine, ENGINES)
+    check_one_of("engine", engine, GD_ENGINES)
     n_test = check_positive_int("n_test", n_test)
     if n_test < MIN_TEST_SIZE:
         raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
@@ -168,7 +172,8 @@ def sweep(
     plan = []
     for idx in groups.values():
         c0 = configs[idx[0]]
-        size = chunk_size or max(1, memory_cap_bytes // bytes_per_network(engine, d=c0["d"], n=c0["n"], m=c0["m"],
+        used = engine if c0["dynamics"] == "gd" else "flow"
+        size = chunk_size or max(1, memory_cap_bytes // bytes_per_network(used, d=c0["d"], n=c0["n"], m=c0["m"],
                                                                            element_size=element))
         plan += [idx[s : s + size] for s in range(0, len(idx), size)]
 
@@ -196,6 +201,7 @@ def sweep(
     table["n_snr_q"] = table["n"] * table["snr_p"] ** table["q"]
     for c in ("signal_neurons_pos", "signal_neurons_neg", "usable_pos", "usable_neg"):
         table[c] = table[c].astype(int)
-    for c in ("converged", "diverged"):
+    table["evaluations"] = table["evaluations"].astype(int)
+    for c in ("converged", "diverged", "stopped"):
         table[c] = table[c].astype(bool)
     return table
