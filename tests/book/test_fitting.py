@@ -78,3 +78,18 @@ def test_fit_table_on_narrow_networks():
     np.testing.assert_allclose(stalled.loss_units, stalled.stalled, atol=0.15)
     assert (out[out.converged].stalled == 0).all()
     assert np.allclose(out.loss_units * math.log(2) / 20, out.final_loss)
+
+
+def test_outcome_summary_by_hand():
+    import pandas as pd
+
+    from prunebook.book.fitting import outcome_summary
+
+    df = pd.DataFrame({"mu_norm": [2.0, 2.0, 8.0, 8.0, 8.0], "test_error": [0.5, 0.48, 0.0, 0.3, 0.01],
+                       "converged": [True, True, True, False, True], "stuck": [0, 1, 0, 2, 0]})
+    out = outcome_summary(df, "mu_norm").set_index("mu_norm")
+    assert out.loc[2.0].tolist() == [2, 2, 0, 0.49, 1]
+    assert out.loc[8.0].tolist() == [3, 2, 2, 0.01, 1]
+    assert "with_stuck" not in outcome_summary(df.drop(columns="stuck"), "mu_norm")
+    with pytest.raises(ValueError, match="missing column"):
+        outcome_summary(df, "p")

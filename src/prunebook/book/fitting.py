@@ -5,12 +5,15 @@ which *every* neuron of bank j has a non-positive pre-activation on every patch 
 into bank j: nothing pushes F_j(x_i) up. We call such a sample **silent** for the network, and a
 sample silent at initialization **stuck**. A stuck sample is fitted only if the updates driven by
 the *other* samples happen to switch a neuron of its class on for it; otherwise GD and the flow
-leave F_j(x_i) = 0 and only push F_{-j}(x_i) down to 0, so f(x_i) tends to 0: the sample stays a
-training error (a tie counts as one) and adds ln 2 / n to the training loss. This is why finding 1
-("the training loss goes to zero") can only hold with high probability over the initialization.
+leave F_j(x_i) = 0 and only push F_{-j}(x_i) down to 0, so f(x_i) tends to 0: the sample stays on
+the decision boundary (a training error, or a hair's breadth from one) and adds ln 2 / n to the
+training loss. A sample can also fall silent during training, when the neurons that saw it turn
+away. This is why finding 1 ("the training loss goes to zero") can only hold with high
+probability over the initialization.
 
 - :func:`silent_samples`: the silent samples of networks at given weights (stuck ones at W0);
 - :func:`prob_stuck`: the book's heuristic probability that a network has a stuck sample;
+- :func:`outcome_summary`: per group (a signal norm, a pruning fraction), what the networks did;
 - :func:`fit_table`: a :class:`prunebook.experiment.Run`'s table with, per network, its stuck
   samples, how many of them were fitted after all, the samples left at f = 0 (stalled) and the
   final loss in units of ln 2 / n.
@@ -31,10 +34,10 @@ import torch
 from scipy import stats as _st
 
 from prunebook._checks import check_fraction, check_positive_int
-from prunebook.conventions import LOSS_TARGET
+from prunebook.conventions import LOSS_TARGET, SUCCESS_ERROR
 from prunebook.network import forward, preactivations, validate_inputs
 
-__all__ = ["STALLED_MARGIN", "silent_samples", "prob_stuck", "fit_table"]
+__all__ = ["STALLED_MARGIN", "silent_samples", "prob_stuck", "fit_table", "outcome_summary"]
 
 #: a training sample with margin y f below this is stalled (not fitted); fitted samples end far above it
 STALLED_MARGIN = 0.01
@@ -100,3 +103,18 @@ def fit_table(run, target_loss: float = LOSS_TARGET) -> pd.DataFrame:
     n = np.array([s.n for s in run.settings], dtype=float)
     frame["loss_units"] = frame["final_loss"].to_numpy() / (math.log(2) / n)
     return frame
+
+
+def outcome_summary(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per value of ``by``: networks, converged, learned (test error below the book's success
+    level), the median test error, and the networks with a stuck sample (if ``frame`` has them)."""
+    for col in (by, "test_error", "converged"):
+        if col not in frame:
+            raise ValueError(f"frame: missing column {col!r}")
+    df = frame.assign(_learned=frame["test_error"] < SUCCESS_ERROR)
+    g = df.groupby(by, sort=True)
+    out = pd.DataFrame({"networks": g.size(), "converged": g["converged"].sum(), "learned": g["_learned"].sum(),
+                        "median_error": g["test_error"].median()})
+    if "stuck" in df:
+        out["with_stuck"] = g["stuck"].apply(lambda s: int((s > 0).sum()))
+    return out.reset_index()
