@@ -76,6 +76,10 @@ def test_failure_law_counts_by_hand():
     assert (row.one_class, row.one_class_failures, row.converged) == (2, 1, 3)
     assert 0 <= row.lo <= row.observed == 0.5 <= row.hi <= 1
     assert row.predicted == pytest.approx(0.95**40)
+    from scipy.stats import binomtest
+
+    assert row.pvalue == pytest.approx(binomtest(2, 4, 0.95**40).pvalue)
+    assert law.loc[0.5].pvalue == pytest.approx(1.0)
     assert law.loc[0.5].failures == 0 and law.loc[0.5].lo == 0.0
     with pytest.raises(ValueError, match="share seeds"):
         failure_law(pd.concat([df, df.iloc[:1]]), m=20)

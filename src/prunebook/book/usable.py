@@ -160,7 +160,7 @@ def failure_law(frame: pd.DataFrame, m: int, *, level: float = SUCCESS_ERROR) ->
     observed (fraction) with its 95% Wilson interval lo and hi, predicted, no_usable (networks
     without a usable neuron at initialization), caught (failures among them), false_alarms (those
     that learned anyway), missed (failures with a usable neuron), one_class and one_class_failures,
-    converged. Wilson intervals need independent networks: every network must have its own seed
+    converged, and pvalue (exact binomial test of the failure count against the law). Wilson intervals need independent networks: every network must have its own seed
     (networks sharing a seed share data and initialization), else this raises.
     """
     for col in ("p", "seed", "test_error", "usable_pos", "usable_neg", "converged"):
@@ -182,5 +182,6 @@ def failure_law(frame: pd.DataFrame, m: int, *, level: float = SUCCESS_ERROR) ->
             "false_alarms": int((~sub["_fail"] & none).sum()), "missed": int((sub["_fail"] & ~none).sum()),
             "one_class": int(one.sum()), "one_class_failures": int((sub["_fail"] & one).sum()),
             "converged": int(sub["converged"].sum()),
+            "pvalue": _binom_pvalue(fails, k, float(theory.prob_no_usable_neuron(float(p), m))),
         })
     return pd.DataFrame(rows)
