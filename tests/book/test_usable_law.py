@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from prunebook import theory
-from prunebook.book.usable import (binomial_gof, draw_init, failure_law, law_checks, mask_survey, usable_counts,
-                                   usable_kind)
+from prunebook.book.usable import (
+    binomial_gof,
+    draw_init,
+    failure_law,
+    law_checks,
+    mask_survey,
+    usable_counts,
+    usable_kind,
+)
 from prunebook.seeds import numpy_rng
 
 

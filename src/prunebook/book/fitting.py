@@ -37,7 +37,7 @@ from prunebook._checks import check_fraction, check_positive_int
 from prunebook.conventions import LOSS_TARGET, SUCCESS_ERROR
 from prunebook.network import forward, preactivations, validate_inputs
 
-__all__ = ["STALLED_MARGIN", "silent_samples", "prob_stuck", "fit_table", "outcome_summary"]
+__all__ = ["STALLED_MARGIN", "fit_table", "outcome_summary", "prob_stuck", "silent_samples"]
 
 #: a training sample with margin y f below this is stalled (not fitted); fitted samples end far above it
 STALLED_MARGIN = 0.01

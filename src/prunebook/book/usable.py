@@ -29,12 +29,26 @@ from prunebook._checks import check_fraction, check_positive, check_positive_int
 from prunebook.conventions import SUCCESS_ERROR
 from prunebook.data import signal_vector
 from prunebook.network import init_weights
-from prunebook.pruning import kept_dimensions, mask_uniforms, neuron_snr, signal_carrying, usable_neurons
+from prunebook.pruning import (
+    kept_dimensions,
+    mask_uniforms,
+    neuron_snr,
+    signal_carrying,
+    usable_neurons,
+)
 from prunebook.seeds import stream_seed
 from prunebook.stats import wilson_interval
 
-__all__ = ["InitDraws", "draw_init", "usable_counts", "mask_survey", "binomial_gof", "law_checks",
-           "usable_kind", "failure_law"]
+__all__ = [
+    "InitDraws",
+    "binomial_gof",
+    "draw_init",
+    "failure_law",
+    "law_checks",
+    "mask_survey",
+    "usable_counts",
+    "usable_kind",
+]
 
 
 class InitDraws(NamedTuple):
