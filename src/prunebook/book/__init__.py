@@ -6,6 +6,8 @@ never imports from here, so the model, the engines and the experiments stand on 
 - :mod:`.claims`: ``glue`` (numbers into the prose) and ``claim`` (an assert behind a stated finding);
 - :mod:`.plots`, :mod:`.phase`, :mod:`.phase_figures`: the figure style, seed dots, success curves,
   phase-diagram cells and maps (chapters 1 to 6);
+- :mod:`.fitting`: chapters 1 and 2, which training samples a network can fit (stuck samples);
+- :mod:`.usable`: chapter 2, the mask survey and the usable-neuron law at its units and on the flow;
 - :mod:`.stages`: chapter 3's stage-1 analyses (growth rates, the race prediction);
 - :mod:`.boundary`, :mod:`.margins`: chapter 4's analyses (race boundaries, the margin split);
 - :mod:`.tables`, :mod:`.precomputed`: precomputed sweep tables and the book's declarations (``make tables``).
