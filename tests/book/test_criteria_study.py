@@ -163,3 +163,22 @@ def test_errors_by_orders_rows_and_columns():
     assert got["snip"].tolist() == [[9.0, 13.0], [13.0, 17.0]]
     with pytest.raises(ValueError, match="^names:"):
         cs.errors_by(table, ["grasp"], [0.5], [3])
+
+
+def test_dense_ablation_table_is_complete_and_recomputes():
+    from prunebook.book.precomputed import TABLES, load
+    from prunebook.experiment import run
+    from prunebook.seeds import numpy_rng
+
+    spec = TABLES["criteria_dense_ablation"]
+    df = load("criteria_dense_ablation")
+    assert len(df) == int(np.prod([len(v) for v in spec.axes.values()])) * len(spec.seeds)
+    for axis, values in spec.axes.items():
+        assert sorted(df[axis].unique()) == sorted(values), axis
+    assert (df.dynamics == "flow").all() and (df.t_end == 1000.0).all()
+    for k in numpy_rng(5).choice(len(df), size=2, replace=False).tolist():
+        row = df.iloc[k]
+        again = run(Setting.from_record(row), [float(row.p)], [int(row.seed)]).table()
+        assert again.final_loss[0] == pytest.approx(row.final_loss, rel=1e-3, abs=1e-9), k
+        assert abs(again.test_error[0] - row.test_error) <= 0.01, k
+        assert bool(again.converged[0]) == bool(row.converged), k
