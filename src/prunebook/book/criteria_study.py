@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: one colour per criterion, in every figure of the chapter
-COLORS = {"random": "C0", "magnitude": "C1", "snip": "C2", "grasp": "C3", "dense": "0.3"}
+COLORS = {"random": "C0", "magnitude": "C1", "snip": "C2", "grasp": "C4", "dense": "0.3"}
 
 
 # ---- what each criterion keeps ----------------------------------------------------------------
@@ -243,22 +243,25 @@ def plot_kept(summary: pd.DataFrame, m: int):
 
 def plot_trained(errors: Mapping[str, np.ndarray], ps: Sequence[float], *,
                  success_error: float = SUCCESS_ERROR):
-    """Success fraction (Wilson bands) and every seed's test error, per criterion at each trained p
-    (``errors`` as in :func:`paired_comparison`)."""
+    """Success fraction (95% Wilson intervals) and every seed's test error, per criterion at each
+    trained p (``errors`` as in :func:`paired_comparison`); criteria side by side at each p."""
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(7.2, 6.2), sharex=True)
     x = np.arange(len(ps))
     width = 0.8 / len(errors)
     for k, (name, err) in enumerate(errors.items()):
         err = np.asarray(err, float)
-        wins = (err < success_error).sum(axis=1)
-        success_curve(a1, x, wins, np.full(len(ps), err.shape[1]), color=COLORS[name], label=name)
-        seed_dots(a2, x + (k - (len(errors) - 1) / 2) * width, err, width=0.3 * width, seed=k,
-                  color=COLORS[name], size=8)
+        xs = x + (k - (len(errors) - 1) / 2) * width
+        wins, trials = (err < success_error).sum(axis=1), np.full(len(ps), err.shape[1])
+        lo, hi = wilson_interval(wins, trials)
+        rate = wins / trials
+        a1.errorbar(xs, rate, yerr=[rate - lo, hi - rate], fmt="o", ms=6, capsize=3,
+                    color=COLORS[name], label=name)
+        seed_dots(a2, xs, err, width=0.3 * width, seed=k, color=COLORS[name], size=8)
     a2.axhline(success_error, color="k", ls=":", lw=1)
     a2.set_xticks(x, [f"{p:g}" for p in ps])
-    a1.set(ylabel="success fraction", ylim=(-0.02, 1.02))
+    a1.set(ylabel="success fraction", ylim=(-0.02, 1.05))
     a2.set(xlabel="pruning fraction $p$", ylabel="test error (every seed)", ylim=(-0.02, 0.6))
-    a1.legend(fontsize="small", ncol=2)
+    a1.legend(fontsize="small", ncol=4, loc="lower center")
     return fig
 
 
