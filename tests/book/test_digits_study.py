@@ -126,3 +126,12 @@ def test_held_out_ncm_uses_the_rotation_split():
     assert got[6] == pytest.approx(float(want))
     with pytest.raises(ValueError, match="^n_rotation:"):
         ds.held_out_ncm_error([5], 40, 30, 0)
+
+
+def test_usable_first_pixel_counts_kept_right_sign_neurons(bridge):
+    nets, _ = bridge
+    got = ds.usable_first_pixel(nets)
+    signs = torch.tensor([1.0, -1.0], dtype=nets.W0.dtype)[:, None]
+    want = ((nets.M[..., 0] > 0) & (signs * nets.W0[..., 0] > 0)).sum((-2, -1)).numpy()
+    assert got.tolist() == want.tolist()
+    assert got[0] > 0 and got[1] <= got[0]  # masks nested across p (seed 1: p = 0, then 0.8)

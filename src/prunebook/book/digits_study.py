@@ -7,6 +7,7 @@
 - :func:`nearest_class_mean_error`: the nearest-class-mean classifier of a network's training
   images, the baseline the bridge's networks are compared with; :func:`held_out_ncm_error` the
   same classifier built from the held-out images the rotated view is estimated on;
+- :func:`usable_first_pixel`: chapter 2's usable neurons in the rotated view (pixel 1 as the signal);
 - :func:`neuron_snr`: each mask's best and root-mean-square neuron signal-to-noise ratio on the
   bridge, relative to the dense network's;
 - :func:`paired_sign`: a sign test between two pruning fractions (or two views) on the same seeds;
@@ -27,17 +28,19 @@ from prunebook.book.plots import seed_dots
 from prunebook.conventions import LOSS_TARGET
 from prunebook.data import Dataset
 from prunebook.network import classification_error
+from prunebook.pruning import usable_neurons
 from prunebook.realdata import DigitsNetworks, digits_parts
 from prunebook.result import TrainResult
 from prunebook.stats import PairedTest, sign_test
 
 __all__ = ["TIE_TOL", "run_table", "choose_p", "validation_medians", "nearest_class_mean_error",
-           "held_out_ncm_error", "neuron_snr",
+           "held_out_ncm_error", "usable_first_pixel", "neuron_snr",
            "paired_sign", "plot_samples", "plot_sweep", "plot_bridge", "plot_snr"]
 
 #: validation scores are float32 means over images: medians that differ by less are ties
 TIE_TOL = 1e-6
 PIXELS = 64
+VIEW_NAMES = {"pixels": "pixel", "rotated": "rotated"}
 
 
 def run_table(result: TrainResult, nets: DigitsNetworks, ps: Sequence[float], seeds: Sequence[int], *,
@@ -102,6 +105,15 @@ def held_out_ncm_error(seeds: Sequence[int], n_train: int, n_val: int, n_rotatio
                                                          parts.test.mu, parts.test.xi)
         out[s] = float(nearest_class_mean_error(parts.rotation, test))
     return pd.Series(out, name="held_out_ncm_error").rename_axis("seed")
+
+
+def usable_first_pixel(nets: DigitsNetworks) -> np.ndarray:
+    """Per network [B]: chapter 2's usable neurons with e_1 as the signal, the class-mean direction
+    of the rotated view: neurons whose mask keeps pixel 1 and whose initial weight on it has the
+    sign j of the neuron's class (the positive class's mean lies along +e_1)."""
+    e1 = torch.zeros(nets.W0.shape[-1], dtype=nets.W0.dtype)
+    e1[0] = 1.0
+    return usable_neurons(nets.W0, nets.M, e1).sum(-1).numpy()
 
 
 def neuron_snr(nets: DigitsNetworks, noise_sigma: float, pixels: int = PIXELS) -> pd.DataFrame:
@@ -174,7 +186,7 @@ def plot_bridge(table: pd.DataFrame, ps: Sequence[float], ncm: float):
         _dots_with_misfits(ax, table[table.view == view], ps, "test_error", color)
         ax.axhline(0.5, color="k", ls=":", lw=1)
         ax.axhline(ncm, color="0.3", ls="--", lw=1.2, label="nearest class mean (median)")
-        ax.set(title=f"{view} view", ylabel="test error", ylim=(0, 0.6))
+        ax.set(title=f"{VIEW_NAMES[view]} view", ylabel="test error", ylim=(0, 0.6))
     axes[-1].set_xlabel("pruning fraction $p$")
     axes[0].legend(fontsize="small", loc="lower left")
     return fig
@@ -187,8 +199,9 @@ def plot_snr(table: pd.DataFrame, ps: Sequence[float]):
     x = np.arange(len(ps))
     for view, color in (("pixels", "C0"), ("rotated", "C2")):
         med = table[table.view == view].groupby("p")[["best_snr", "rms_snr"]].median().loc[list(ps)]
-        ax.plot(x, med.best_snr, "o-", color=color, label=f"{view}: best neuron")
-        ax.plot(x, med.rms_snr, "s--", color=color, alpha=0.8, label=f"{view}: root mean square")
+        name = VIEW_NAMES[view]
+        ax.plot(x, med.best_snr, "o-", color=color, label=f"{name}: best neuron")
+        ax.plot(x, med.rms_snr, "s--", color=color, alpha=0.8, label=f"{name}: root mean square")
     ax.plot(x, 1 / np.sqrt(1 - np.asarray(ps, float)), "k:", label=r"$1/\sqrt{1-p}$")
     ax.set_xticks(x, [f"{p:g}" for p in ps])
     ax.set(xlabel="pruning fraction $p$", ylabel="neuron SNR / dense SNR")
