@@ -307,5 +307,5 @@ def plot_ablation(runs: pd.DataFrame, ps: Sequence[float], norms: Sequence[float
         bottom.tick_params(axis="x", labelrotation=45)
     axes[0, 0].set_ylabel("success fraction")
     axes[1, 0].set_ylabel("test error (every seed)")
-    axes[0, 0].legend(fontsize="small", loc="lower left")
+    axes[0, -1].legend(fontsize="small", loc="lower left")  # the emptier panel
     return fig
