@@ -10,5 +10,7 @@ never imports from here, so the model, the engines and the experiments stand on 
 - :mod:`.usable`: chapter 2, the mask survey and the usable-neuron law at its units and on the flow;
 - :mod:`.stages`: chapter 3's stage-1 analyses (growth rates, the race prediction);
 - :mod:`.boundary`, :mod:`.margins`: chapter 4's analyses (race boundaries, the margin split);
+- :mod:`.criteria_study`: chapter 5's analyses (what criteria keep, GraSP's initial gradient, paired tests);
+- :mod:`.digits_study`: chapter 6's analyses (the digits runs, the choice of p, baselines, neuron SNR);
 - :mod:`.tables`, :mod:`.precomputed`: precomputed sweep tables and the book's declarations (``make tables``).
 """
