@@ -6,7 +6,9 @@ never imports from here, so the model, the engines and the experiments stand on 
 - :mod:`.claims`: ``glue`` (numbers into the prose) and ``claim`` (an assert behind a stated finding);
 - :mod:`.plots`, :mod:`.phase`, :mod:`.phase_figures`: the figure style, seed dots, success curves,
   phase-diagram cells and maps (chapters 1 to 6);
-- :mod:`.stages`: chapter 3's stage-1 analyses (growth rates, the race prediction);
+- :mod:`.stages`, :mod:`.step_size`, :mod:`.overshoot`, :mod:`.memorization`, :mod:`.dynamics_figures`:
+  chapter 3's analyses (stage 1 and the race ratio, GD against the flow, the first-step overshoot
+  criterion, memorization at the signal's time and the split of the test loss) and its figures;
 - :mod:`.boundary`, :mod:`.margins`: chapter 4's analyses (race boundaries, the margin split);
 - :mod:`.tables`, :mod:`.precomputed`: precomputed sweep tables and the book's declarations (``make tables``).
 """
