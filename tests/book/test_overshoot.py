@@ -98,3 +98,22 @@ def test_overshoot_table_on_a_small_sweep():
     with pytest.raises(ValueError, match="large"):
         overshoot_table(large[large.usable_pos > 99], small)
     assert isinstance(out, pd.DataFrame)
+
+
+def test_overshoot_tables_load_and_recompute():
+    """The chapter's precomputed tables: their declared grid, and one recomputed row each."""
+    from prunebook.book.precomputed import OVERSHOOT_CONFIGS, load
+    from prunebook.seeds import numpy_rng
+
+    for name, (q, sigma_0, _start) in OVERSHOOT_CONFIGS.items():
+        for kind in ("lr1", "flow"):
+            df = load(f"{name}_{kind}")
+            assert len(df) == 100 and df.seed.nunique() == 100 and set(df.p) == {0.93}
+            assert (df.q == q).all() and (df.sigma_0 == sigma_0).all() and (df.d == 5000).all()
+            assert df.dynamics.iloc[0] == ("gd" if kind == "lr1" else "flow")
+            row = df.iloc[int(numpy_rng(len(name) + len(kind)).integers(len(df)))]
+            setting = Setting.from_record(row)
+            again = run(setting, [float(row.p)], [int(row.seed)], record_every=max(1, setting.steps or 1)).table()
+            assert again.final_loss[0] == pytest.approx(row.final_loss, rel=1e-3, abs=1e-9)
+            assert abs(again.test_error[0] - row.test_error) <= 0.01
+            assert bool(again.converged[0]) == bool(row.converged)

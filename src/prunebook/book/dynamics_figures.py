@@ -117,24 +117,28 @@ def neurons_figure(x0, x_end, category, network, names, times, traces, trace_lab
             ax.scatter(x0[sel], x_end[sel], color=colours[c], marker=markers[k], s=18, alpha=0.8)
     ax.axhline(0, color="k", lw=0.6)
     ax.axvline(0, color="k", lw=0.6)
-    _symlog_overlap_axis(ax)
+    _symlog_overlap_axis(ax, x_end)
     ax.set(xlabel=r"head start $x(0)$", ylabel=r"final overlap $x(t_{end})$", title="(a) every neuron")
-    ax.legend(fontsize=SMALL, loc="lower right", handletextpad=0.2, borderpad=0.3, labelspacing=0.3)
+    ax.legend(fontsize=SMALL, loc="upper left", handletextpad=0.2, borderpad=0.3, labelspacing=0.3)
     t = np.asarray(times)
     for k, (label, cat) in enumerate(trace_labels):
         bx.plot(t[1:], np.asarray(traces)[1:, k], color=colours[cat], ls=("-", "--", ":", "-.")[k % 4], label=label)
     bx.axhline(0, color="k", lw=0.6)
     bx.set_xscale("log")
-    _symlog_overlap_axis(bx)
+    _symlog_overlap_axis(bx, np.asarray(traces)[1:])
     bx.set(xlabel="time t", ylabel=r"overlap $x(t)$", title="(b) single neurons")
-    bx.legend(fontsize=SMALL, loc="upper left")
+    bx.legend(fontsize=SMALL, loc="center right")
     return fig
 
 
-def _symlog_overlap_axis(ax):
-    """A symmetric-log overlap axis, linear within 0.05 of zero, with sparse ticks."""
+def _symlog_overlap_axis(ax, values):
+    """A symmetric-log overlap axis, linear within 0.05 of zero, with sparse ticks, spanning ``values``."""
     ax.set_yscale("symlog", linthresh=0.05)
-    lo, hi = ax.get_ylim()
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    lo, hi = min(v.min(), 0.0), max(v.max(), 0.0)
+    lo, hi = (lo * 2 if lo < -0.05 else lo - 0.02), (hi * 2 if hi > 0.05 else hi + 0.02)
+    ax.set_ylim(lo, hi)
     ticks = [t for t in (-1.0, -0.1, 0.0, 0.1, 1.0, 10.0) if lo <= t <= hi]
     ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.yaxis.set_minor_locator(plt.NullLocator())
@@ -159,9 +163,10 @@ def overshoot_figure(panels, figsize=(7.3, 3.4)):
         ax.set_xscale("log")
         ax.set_xlim(left / 1.8, max(10, x.max() * 1.5))
         ax.set(title=title, xlabel=r"largest $a^{q-2}$ / threshold")
-        ax.text(left, 0.3, "no wrong-sign\nneuron", ha="center", fontsize=SMALL, rotation=90, va="center")
+        ticks = [t for t in (0.1, 1, 10) if t < ax.get_xlim()[1]]
+        ax.set_xticks([left, *ticks], ["none", *[f"{t:g}" for t in ticks]])
     axes[0].set_ylabel("test error")
-    axes[0].legend(fontsize=SMALL, loc="center right")
+    axes[0].legend(fontsize=SMALL, loc="upper right", bbox_to_anchor=(0.98, 0.85))
     return fig
 
 
@@ -212,6 +217,9 @@ def memorized_figure(predicted, measured, p, p_values, cap=100.0, figsize=(6.4, 
     ax.text(edge, lo, f"above {cap:g} or noise first", rotation=90, ha="center", va="bottom", fontsize=SMALL)
     ax.set(xscale="log", yscale="log", xlim=(lo / 2, edge * 2.5),
            xlabel="predicted at the signal's time (from the initialization)", ylabel="measured at the end")
+    ticks = [10.0**k for k in range(int(np.floor(np.log10(lo))), int(np.log10(cap)) + 1) if 10.0**k >= lo / 2]
+    ax.set_xticks(ticks, [f"$10^{{{int(np.log10(t))}}}$" for t in ticks])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.legend(fontsize=SMALL, loc="upper left", markerscale=2)
     return fig
 
