@@ -140,11 +140,22 @@ def test_page_in_chromium(server, browser, built_book, page):
     assert not outside, f"the page requested (blocked) non-local URLs: {outside}"
 
 
-def _typeset(browser) -> bool:
-    return browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "if (!window.MathJax || !MathJax.startup) { done(false); return; }"
-        "MathJax.startup.promise.then(() => done(true), () => done(false));")
+def _typeset(browser, timeout: float = 30) -> bool:
+    """Wait for MathJax to finish typesetting (a flag set when its promise settles, polled)."""
+    import time
+
+    started = browser.execute_script(
+        "if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return false;"
+        "window.__typeset = null;"
+        "MathJax.startup.promise.then(() => { window.__typeset = true; }, () => { window.__typeset = false; });"
+        "return true;")
+    deadline = time.time() + timeout
+    while started and time.time() < deadline:
+        state = browser.execute_script("return window.__typeset")
+        if state is not None:
+            return state
+        time.sleep(0.1)
+    return False
 
 
 #: every display equation: its rendered width, its container's, and its TeX (for the message)
@@ -176,21 +187,22 @@ def test_the_overflow_check_sees_a_wide_equation(server, browser):
     browser.get(urllib.parse.urljoin(server, "intro.html"))
     assert _typeset(browser)
     wide = " + ".join(f"x_{{{k}}}" for k in range(120))
-    browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
+    browser.execute_script(
         "const d = document.createElement('div'); d.className = 'math'; d.textContent = '\\\\[' + arguments[0] + '\\\\]';"
         "document.querySelector('main section, main').appendChild(d);"
-        "MathJax.typesetPromise([d]).then(() => done(true));", wide)
+        "MathJax.startup.promise = MathJax.typesetPromise([d]);", wide)
+    assert _typeset(browser)
     left, right, width, column, _ = browser.execute_script(DISPLAYS)[-1]
     assert right < -1 and width > column
 
 
-#: every image of the article: its URL, natural and displayed widths (folded blocks opened first)
+#: every figure of the article (the book's images, not the theme's icons): its URL, natural and
+#: displayed widths, folded blocks opened first
 IMAGES = """
 document.querySelectorAll('details').forEach(d => d.open = true);
 document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
-return Array.from(document.querySelectorAll('main img')).map(i => [i.currentSrc || i.src, i.naturalWidth,
-                                                                   i.getBoundingClientRect().width]);"""
+return Array.from(document.querySelectorAll('main img')).filter(i => (i.currentSrc || i.src).includes('/_images/'))
+  .map(i => [i.currentSrc || i.src, i.naturalWidth, i.getBoundingClientRect().width]);"""
 
 
 def displayed_font(min_font_pt: float, dpi: float, natural: float, shown: float) -> float:
@@ -283,7 +295,7 @@ def test_the_interactive_figure_redraws_when_a_slider_moves(server, browser, bui
                                   ".map(p => p.getAttribute('d'))") != paths, "the boundary moved"
     assert browser.save_screenshot(str(shots / "explore-figure-moved.png"))
     urls = requests_made(browser)
-    assert any(u.endswith("_static/vega/vega-embed.min.js") for u in urls), "Vega came from the book"
+    assert any(u.startswith(server) and u.endswith("/vega/vega-embed.min.js") for u in urls), "Vega came from the book"
     outside = non_local(urls, server)
     assert not outside, f"the interactive page requested non-local URLs: {outside}"
 

@@ -44,7 +44,7 @@ def test_write_figures_draws_both_legibly_at_the_columns_width(tmp_path):
         meta = plots.png_font_metadata(data)
         assert meta["dpi"] == 100 and meta["min_font_pt"] >= 10, path.name
         width = Image.open(path).size[0]
-        assert width <= 730, f"{path.name}: {width} px, shown unshrunk in the 730-px column"
+        assert width <= 660, f"{path.name}: {width} px, shown unshrunk in the 660-px figure column"
 
 
 def test_the_shipped_table_has_all_three_regimes():

@@ -13,7 +13,7 @@ kernel is needed. Sliders cover what the table covers:
   table from ``make tables``).
 
 The figure is rendered by Vega, Vega-Lite and vega-embed: in the book from the copies served with it
-(``_static/vega/``, no CDN: the book stays offline); elsewhere (Colab, Jupyter) the same cell output
+(``_vendor/vega/`` in the repository, ``vega/`` in the site; no CDN: the book stays offline); elsewhere (Colab, Jupyter) the same cell output
 falls back to a CDN. Every function here is tested in ``tests/book/test_explore.py``; the browser
 test moves a slider on the built page and sees the figure change.
 """
@@ -37,12 +37,12 @@ __all__ = [
 
 #: the precomputed table the page reads (one name, so the table can be switched in one place)
 PHASE_TABLE = "phase_pn"
-#: the Vega-Lite major version of the copies in ``_static/vega`` (Vega 6, Vega-Lite 6, vega-embed 7)
+#: the Vega-Lite major version of the book's copies (``_vendor/vega``: Vega 6, Vega-Lite 6, vega-embed 7)
 VEGA_LITE_MIME = "application/vnd.vegalite.v6+json"
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # names the version; never fetched
-#: the book's copies, relative to a chapter page (chapters/*.html)
-LOCAL_SCRIPTS = ("../_static/vega/vega.min.js", "../_static/vega/vega-lite.min.js",
-                 "../_static/vega/vega-embed.min.js")
+#: the book's copies, relative to a chapter page (chapters/*.html): ``_vendor/vega/`` is copied to the
+#: site's ``vega/`` (Sphinx's html_extra_path; Jupyter Book would add any *.js in _static to every page)
+LOCAL_SCRIPTS = ("../vega/vega.min.js", "../vega/vega-lite.min.js", "../vega/vega-embed.min.js")
 #: where the cell output loads Vega from outside the book (Colab, Jupyter), only if the local copies fail
 CDN_SCRIPTS = ("https://cdn.jsdelivr.net/npm/vega@6.4.0", "https://cdn.jsdelivr.net/npm/vega-lite@6.5.0",
                "https://cdn.jsdelivr.net/npm/vega-embed@7.3.0")

@@ -29,7 +29,7 @@ STORY_TABLE = "finding3"
 #: file names the introduction refers to (under ``_static/generated/``)
 FIGURES = {"regimes": "story-regimes.png", "schematic": "story-schematic.png"}
 USABLE_COLOR, NONE_COLOR, LINE_COLOR = "#0072B2", "#D55E00", "black"
-WIDTH = 7.2  # inches: shown at 100 dpi in the 730-px text column without shrinking
+WIDTH = 6.6  # inches: at 100 dpi, 660 px, the width of a figure in the text column at a 1280-px window
 
 
 def _u(p):
@@ -118,18 +118,18 @@ def schematic_figure():
     for ax in (net, masks):
         ax.set_axis_off()
     # the network: two patches -> m neurons per class -> f = F_{+1} - F_{-1}
-    net.set_xlim(0, 10)
+    net.set_xlim(-0.6, 10)
     net.set_ylim(-1.6, 11.4)
     inputs = {"signal patch\n$y\\,\\mu$": 7.0, "noise patch\n$\\xi$": 3.0}
     hidden = {"+1": [8.8, 7.4, 6.0], "-1": [4.0, 2.6, 1.2]}
     for label, yy in inputs.items():
-        net.add_patch(FancyBboxPatch((0.1, yy - 0.8), 2.6, 1.6, boxstyle="round,pad=0.1", fc="#F0F0F0", ec="grey"))
-        net.text(1.4, yy, label, ha="center", va="center", fontsize=10)
+        net.add_patch(FancyBboxPatch((-0.4, yy - 0.8), 3.2, 1.6, boxstyle="round,pad=0.1", fc="#F0F0F0", ec="grey"))
+        net.text(1.2, yy, label, ha="center", va="center", fontsize=10)
     for j, ys in hidden.items():
         for k, yy in enumerate(ys):
             for src in inputs.values():
                 pruned = (k + int(src)) % 3 == 0
-                net.plot([2.8, 5.6], [src, yy], color="lightgrey" if pruned else "grey", lw=0.8,
+                net.plot([2.9, 5.6], [src, yy], color="lightgrey" if pruned else "grey", lw=0.8,
                          ls=":" if pruned else "-", zorder=0)
             net.add_patch(plt.Circle((5.9, yy), 0.42, fc=USABLE_COLOR if j == "+1" else "#009E73", ec="black"))
             net.plot([6.3, 8.2], [yy, 5.0], color="grey", lw=0.8, zorder=0)
