@@ -101,7 +101,7 @@ def parse_text(text):
 def test_page_in_chromium(server, browser, built_book, page):
     url = urllib.parse.urljoin(server, page + ".html")
     requests_made(browser)  # drain what earlier pages left
-    browser.get(url)
+    _open(browser, url)
     assert browser.execute_script("return document.readyState") == "complete"
     assert browser.title.strip(), "the page has a title"
     images = browser.execute_script(
@@ -140,6 +140,17 @@ def test_page_in_chromium(server, browser, built_book, page):
     assert not outside, f"the page requested (blocked) non-local URLs: {outside}"
 
 
+def _open(browser, url: str, timeout: float = 60) -> None:
+    """Load ``url`` and wait until the document has loaded (under load, Chrome can hand back
+    control while the document is still parsing)."""
+    import time
+
+    browser.get(url)
+    deadline = time.time() + timeout
+    while browser.execute_script("return document.readyState") != "complete" and time.time() < deadline:
+        time.sleep(0.1)
+
+
 def _typeset(browser, timeout: float = 30) -> bool:
     """Wait for MathJax to finish typesetting (a flag set when its promise settles, polled)."""
     import time
@@ -173,7 +184,7 @@ return Array.from(document.querySelectorAll('mjx-container[display="true"]')).ma
 def test_display_equations_fit_the_column(server, browser, page):
     """No display equation is wider than the text column at a 1280-px window (none is cut off)."""
     browser.set_window_size(*WINDOW)
-    browser.get(urllib.parse.urljoin(server, page + ".html"))
+    _open(browser, urllib.parse.urljoin(server, page + ".html"))
     assert _typeset(browser), "MathJax typeset the page"
     displays = browser.execute_script(DISPLAYS)
     wide = [f"{tex!r}: {width:.0f} px in a {column:.0f}-px column"
@@ -184,7 +195,7 @@ def test_display_equations_fit_the_column(server, browser, page):
 def test_the_overflow_check_sees_a_wide_equation(server, browser):
     """Control: the same measurement flags a display equation wider than its column."""
     browser.set_window_size(*WINDOW)
-    browser.get(urllib.parse.urljoin(server, "intro.html"))
+    _open(browser, urllib.parse.urljoin(server, "intro.html"))
     assert _typeset(browser)
     wide = " + ".join(f"x_{{{k}}}" for k in range(120))
     browser.execute_script(
@@ -220,7 +231,7 @@ def test_figure_text_is_legible_as_displayed(server, browser, built_book, page):
     from prunebook.book.plots import MIN_FONT_PT, png_font_metadata
 
     browser.set_window_size(*WINDOW)
-    browser.get(urllib.parse.urljoin(server, page + ".html"))
+    _open(browser, urllib.parse.urljoin(server, page + ".html"))
     images = browser.execute_script(IMAGES)
     report, small, unmarked = [], [], []
     for src, natural, shown in images:
@@ -263,7 +274,7 @@ def test_the_interactive_figure_redraws_when_a_slider_moves(server, browser, bui
     shots.mkdir(exist_ok=True)
     browser.set_window_size(*WINDOW)
     requests_made(browser)
-    browser.get(urllib.parse.urljoin(server, EXPLORE + ".html"))
+    _open(browser, urllib.parse.urljoin(server, EXPLORE + ".html"))
     deadline = time.time() + 30
     while not _svg(browser) and time.time() < deadline:
         time.sleep(0.2)
