@@ -447,3 +447,15 @@ def test_download_links_point_where_sphinx_puts_the_file(book):
     first = want.add_file("chapters/01_one", "chapters/figure-data/phase-pn.csv")
     second = want.add_file("chapters/01_one", "extra/raw.csv")
     assert got == (f"the [data]({b.base_url}_downloads/{first}) and [raw.csv]({b.base_url}_downloads/{second})")
+
+
+def test_the_landing_page_counts_with_the_unnumbered_chapters(book):
+    """Sphinx numbers the landing page and the unnumbered chapters with one count: an equation on
+    the landing page makes the unnumbered chapter's first equation (2), as in the built book."""
+    (book / "intro.md").write_text("# Intro\n\n$$ a = 1 $$ (eq-intro)\n\n```{figure} x.png\n---\nname: fig-intro\n---\nA.\n```\n")
+    eds = render(book)
+    zero = markdown(eds["00_zero"])
+    assert "\\tag{2}" in zero and "and (2)." in zero
+    assert "\\tag{1.1}" in markdown(eds["01_one"]), "numbered chapters count on their own"
+    targets = ce.collect(ce.load_book(book))
+    assert targets["fig-intro"].number == "1" and targets["fig-intro"].doc == "intro"

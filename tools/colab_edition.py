@@ -97,6 +97,7 @@ class Book:
     chapters: list[str]        # docnames of the notebook chapters, book order ("chapters/01_data_model")
     numbers: dict              # docname -> chapter number ("1") or None (an unnumbered chapter)
     bib: object                # pybtex BibliographyData
+    root_doc: str = "intro"    # the landing page (_toc.yml's root), numbered first
 
 
 def base_url(config: dict) -> str:
@@ -142,7 +143,7 @@ def load_book(root: pathlib.Path = ROOT) -> Book:
     for f in bibfiles:
         for key, entry in pybtex.database.parse_file(str(root / f)).entries.items():
             bib.add_entry(key, entry)
-    return Book(root, base_url(config), repo_url, version, numfig, chapters, numbers, bib)
+    return Book(root, base_url(config), repo_url, version, numfig, chapters, numbers, bib, toc.get("root", "intro"))
 
 
 def _latex_text(s: str) -> str:
@@ -273,9 +274,11 @@ class Target:
 class Collector:
     """Numbers the targets of one chapter in document order, as Sphinx does."""
 
-    def __init__(self, book: Book, doc: str, targets: dict):
+    def __init__(self, book: Book, doc: str, targets: dict, counts: dict | None = None):
         self.book, self.doc, self.targets = book, doc, targets
-        self.counts: dict[str, int] = {}
+        # Sphinx numbers the unnumbered documents (the landing page, unnumbered parts) with one
+        # counter per kind across all of them, in reading order: pass the shared ``counts``
+        self.counts: dict[str, int] = {} if counts is None else counts
         self.pending_label: str | None = None
 
     def next_number(self, kind: str) -> str:
@@ -627,10 +630,23 @@ def executed_glue(executed: dict | None) -> dict:
 
 
 def collect(book: Book) -> dict:
+    """Every labelled or numbered target of the book, numbered as Sphinx numbers them: each numbered
+    chapter on its own ("1.2"), the unnumbered documents (the landing page first, then unnumbered
+    chapters and pages in reading order) sharing one count ("3")."""
     targets: dict = {}
-    for doc in book.chapters:
+    shared: dict = {}
+    for doc in [book.root_doc, *book.numbers]:
+        counts = shared if book.numbers.get(doc) is None else None
+        md = book.root / f"{doc}.md"
+        if not (book.root / f"{doc}.ipynb").exists():
+            if md.exists():
+                try:
+                    Collector(book, doc, targets, counts).markdown(md.read_text())
+                except EditionError as e:
+                    raise EditionError(f"{doc}.md: {e}") from None
+            continue
         nb = json.loads((book.root / f"{doc}.ipynb").read_text())
-        c = Collector(book, doc, targets)
+        c = Collector(book, doc, targets, counts)
         for i, cell in enumerate(nb["cells"]):
             try:
                 if cell["cell_type"] == "markdown":
