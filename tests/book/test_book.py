@@ -11,7 +11,7 @@ import pytest
 
 from conftest import load_tool
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 build_book = load_tool("build_book")
