@@ -3,7 +3,8 @@
 Each module says which chapter it serves. The library (everything outside ``prunebook.book``)
 never imports from here, so the model, the engines and the experiments stand on their own.
 
-- :mod:`.claims`: ``glue`` (numbers into the prose) and ``claim`` (an assert behind a stated finding);
+- :mod:`.claims`: ``glue`` (numbers into the prose), ``glue_record`` (every field of a record at once)
+  and ``claim`` (an assert behind a stated finding);
 - :mod:`.plots`, :mod:`.phase`, :mod:`.phase_figures`: the figure style, seed dots, success curves,
   phase-diagram cells and maps (chapters 1 to 6);
 - :mod:`.fitting`: chapters 1 and 2, which training samples a network can fit (stuck samples);
