@@ -23,9 +23,10 @@ bundle's files of the chapters to grade into a private copy whose hash each work
 1. the non-editable copy of the package and the sandbox are set up and tested
    (``tools/sandbox.py``); if no sandbox can start, grading stops with the reason, unless
    ``unsafe=True`` (``UNSAFE=1``), which says what it exposes;
-2. per chapter, the referee (``tools/grading_referee.py``) runs the reference notebook and records
-   the *probes*: each call the question's tests make to the exercise's functions (its arguments
-   as plain data) and each exercise variable they read;
+2. per chapter, the referee (``tools/grading_referee.py``, in a sandbox of its own where no student
+   code ever runs) runs the reference notebook and records the *probes*: each call the question's
+   tests make to the exercise's functions (its arguments as plain data) and each exercise variable
+   they read;
 3. each submission (``jobs`` at a time) runs in its own sandbox (``tools/grading_runner.py``):
    its code cells in order, ``smoke = True`` after its parameters cell, and, right after each
    question's check cell, the question's probes evaluated with the student's own functions; the
@@ -53,6 +54,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -80,10 +82,15 @@ __all__ = ["GradingError", "SandboxUnavailable", "grade", "write_bundle", "read_
 
 EXTRA = "extra-check"
 MAX_SUBMISSION_BYTES = 256 * 2**20
+MAX_RESTARTS = 3  # of a chapter's referee, killed by a submission's answers, before grading stops
 
 
 class GradingError(RuntimeError):
-    """Grading cannot go on (the reference fails its own tests, the bundle changed, the referee died)."""
+    """Grading cannot go on (the reference fails its own tests, the bundle changed, the referee keeps dying)."""
+
+
+class RefereeStopped(GradingError):
+    """The referee died or stopped answering while it judged one submission's answers."""
 
 
 def deadline_after(time_limit: float) -> float:
@@ -360,21 +367,32 @@ class Graded:
 
 
 class RefereeProcess:
-    """The referee of one chapter (``tools/grading_referee.py``), driven over two pipes."""
+    """The referee of one chapter (``tools/grading_referee.py``), in a sandbox of its own, driven over two pipes.
 
-    def __init__(self, reference: pathlib.Path, stem: str, workdir: pathlib.Path, probes_dir: pathlib.Path):
-        self.stem = stem
-        workdir.mkdir(parents=True, exist_ok=True)
-        probes_dir.mkdir(parents=True, exist_ok=True)
+    It sees the private copy of the bundle (read-only), the chapter's probes folder (it writes the
+    probes), the submissions' work folders (read-only: it reads their answers) and a numba cache
+    that the chapter's submissions then get a copy of. No student code ever runs in it.
+    """
+
+    def __init__(self, sandbox: Sandbox, tmp: pathlib.Path, stem: str):
+        self.stem, self.sandbox = stem, sandbox
+        work, probes, numba = tmp / "referee" / stem, tmp / "public" / stem, tmp / "numba" / stem
+        for d in (work, probes, numba, tmp / "submissions"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.numba = numba
+        self.binds = [(tmp / "bundle", "/opt/bundle", False), (probes, "/opt/probes", True),
+                      (tmp / "submissions", "/opt/submissions", False), (numba, "/opt/numba-cache", True),
+                      (work, "/work", True)]
+        inside = functools.partial(sandbox.inside, binds=self.binds)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        self.log = workdir / "referee.log"
+        self.log = tmp / f"referee-{stem}.log"
+        args = [sandbox.script("grading_referee.py"), inside(tmp / "bundle" / f"{stem}.reference.ipynb"), stem,
+                inside(probes / "probes"), str(req_r), str(resp_w)]
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "tools" / "grading_referee.py"), str(reference), stem,
-                 str(probes_dir / "probes"), str(req_r), str(resp_w)],
-                pass_fds=(req_r, resp_w), cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}, start_new_session=True)
+            self.proc = subprocess.Popen(sandbox.command(self.binds, args), pass_fds=(req_r, resp_w), cwd=work,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         env=sandbox.env(inside(numba)), start_new_session=True)
         os.close(req_r)
         os.close(resp_w)
         self.requests = os.fdopen(req_w, "w")
@@ -382,16 +400,16 @@ class RefereeProcess:
         self.lock = threading.Lock()
         self.questions: dict = {}
 
-    def _read(self, timeout: float) -> dict:
+    def _read(self, timeout: float, *, fatal: bool = True) -> dict:
         ready, _, _ = select.select([self.responses], [], [], timeout)
         line = self.responses.readline() if ready else ""
         if not line:
             self.close()
             tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-            raise GradingError(f"{self.stem}: the referee stopped answering"
-                               f"{' (timed out)' if not ready else ''}; its log ends:\n{tail}")
+            raise RefereeStopped(f"{self.stem}: the referee stopped answering"
+                                 f"{' (timed out)' if not ready else ''}; its log ends:\n{tail}")
         msg = json.loads(line)
-        if "error" in msg:
+        if "error" in msg and fatal:
             self.close()
             raise GradingError(msg["error"])
         return msg
@@ -401,9 +419,14 @@ class RefereeProcess:
 
     def verdicts(self, answers: pathlib.Path, qids: list[str], timeout: float) -> dict:
         with self.lock:
-            self.requests.write(json.dumps({"answers": str(answers), "questions": qids}) + "\n")
+            where = self.sandbox.inside(answers, self.binds)
+            self.requests.write(json.dumps({"answers": where, "questions": qids}) + "\n")
             self.requests.flush()
-            return self._read(timeout)["verdicts"]
+            msg = self._read(timeout, fatal=False)
+        if "error" in msg:  # a bug of the grader's: this submission cannot be judged, the others can
+            print(f"warning: {self.stem}: the referee could not judge {answers}: {msg['error']}", file=sys.stderr)
+            return None
+        return msg["verdicts"]
 
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -434,7 +457,8 @@ class _Run:
         self.bundle_copy = bundle_copy  # stem -> [(path of the private copy, sha256)]
         self.referees, self.time_limit, self.chapter = referees, time_limit, chapter
         self.counter = iter(range(1 << 30))
-        self.counter_lock = threading.Lock()
+        self.counter_lock = threading.RLock()
+        self.restarts = 0
 
     def next_dir(self) -> pathlib.Path:
         with self.counter_lock:
@@ -442,6 +466,18 @@ class _Run:
         d = self.tmp / "submissions" / f"{k:05d}"
         d.mkdir(parents=True)
         return d
+
+    def restart(self, stem: str, dead: "RefereeProcess") -> None:
+        """A new referee for ``stem`` in place of ``dead`` (once per death, at most MAX_RESTARTS in all)."""
+        with self.counter_lock:
+            if self.referees[stem] is not dead:
+                return  # another worker restarted it already
+            self.restarts += 1
+            if self.restarts > MAX_RESTARTS:
+                raise GradingError(f"{stem}: the referee stopped {self.restarts} times; grading stopped")
+            fresh = RefereeProcess(self.sandbox, self.tmp, stem)
+            fresh.ready(timeout=600 + 4 * self.time_limit)
+            self.referees[stem] = fresh
 
     def check_bundle(self, stem: str) -> None:
         for path, digest in self.bundle_copy[stem]:
@@ -531,10 +567,12 @@ def grade_one(name: str, raw: bytes, run: _Run) -> Graded:
 def _run_in_sandbox(run: _Run, work: pathlib.Path, stem: str, cells: list[dict], start: float, qids: list[str]):
     """(runner errors, verdicts), or why every question scores zero."""
     probes = run.tmp / "public" / stem
-    paths = run.sandbox.paths(work, probes)
-    job = {"cells": cells, "deadline": start + deadline_after(run.time_limit), "probes": paths["probes"], "out": paths["out"]}
+    inside = functools.partial(run.sandbox.inside, binds=[(probes, "/opt/probes", False), (work, "/work", True)])
+    job = {"cells": cells, "deadline": start + deadline_after(run.time_limit), "probes": inside(probes / "probes"),
+           "out": inside(work / "out")}
     (work / "job.json").write_text(json.dumps(job))
-    finished = run.sandbox.run(work, probes, max(run.time_limit - (time.time() - start), 1.0), run.tmp / f"log-{work.name}.txt")
+    finished = run.sandbox.run(work, probes, max(run.time_limit - (time.time() - start), 1.0), run.tmp / f"log-{work.name}.txt",
+                               numba=run.referees[stem].numba)
     if not finished:
         return (f"killed at the time limit of {run.time_limit:g} s (the interruption at "
                 f"{deadline_after(run.time_limit):g} s did not stop it)")
@@ -543,8 +581,15 @@ def _run_in_sandbox(run: _Run, work: pathlib.Path, stem: str, cells: list[dict],
     if errors is None:
         return "the notebook's process died before the end (DeadKernelError)"
     answers = out / "answers"
-    verdicts = run.referees[stem].verdicts(answers, qids, timeout=600 + 2 * run.time_limit) if _real_dir(answers, out) else {}
-    return errors, verdicts
+    if not _real_dir(answers, out):
+        return errors, {}
+    referee = run.referees[stem]
+    try:
+        verdicts = referee.verdicts(answers, qids, timeout=600 + 2 * run.time_limit)
+        return (errors, verdicts) if verdicts is not None else "the grader could not judge its answers (see the grader's log)"
+    except RefereeStopped:
+        run.restart(stem, referee)  # GradingError after too many restarts
+        return "its answers stopped the grader's referee (it was restarted for the others)"
 
 
 def _cell_error(e: dict) -> str:
@@ -605,11 +650,11 @@ def grade(submissions: pathlib.Path, bundle: pathlib.Path, out_csv: pathlib.Path
                 shutil.copyfile(f, target)
                 copies.append((target, _sha256(target)))
             bundle_copy[s] = copies
+        sandbox.prepare()  # SandboxUnavailable: nothing graded
         referees: dict[str, RefereeProcess] = {}
         try:
-            for s in needed:  # the reference runs while the sandbox is set up and tested
-                referees[s] = RefereeProcess(tmp / "bundle" / f"{s}.reference.ipynb", s, tmp / "referee" / s, tmp / "public" / s)
-            sandbox.prepare()  # SandboxUnavailable: nothing graded
+            for s in needed:
+                referees[s] = RefereeProcess(sandbox, tmp, s)
             for s in needed:
                 referees[s].ready(timeout=600 + 4 * time_limit)
             run = _Run(sandbox, tmp, manifests, bundle_copy, referees, time_limit, chapter)
@@ -630,7 +675,7 @@ def grade(submissions: pathlib.Path, bundle: pathlib.Path, out_csv: pathlib.Path
             with ThreadPoolExecutor(jobs) as pool:
                 graded = list(pool.map(one, subs))
         finally:
-            for r in referees.values():
+            for r in referees.values():  # restarted ones included: the run shares this dict
                 r.close()
     for s in needed:
         if _bundle_digest(bundle, s) != original[s]:

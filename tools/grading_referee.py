@@ -2,9 +2,11 @@
 
     python tools/grading_referee.py REFERENCE.ipynb CHAPTER PROBES_STEM REQUEST_FD RESPONSE_FD
 
-Started once per chapter and grading run by ``tools/grading.py``, outside the sandbox, on the
-grading bundle's reference notebook (the chapter with its solutions, public checks, hidden tests and
-the instructor's extra tests; it never enters a sandbox). No student code ever runs here.
+Started once per chapter and grading run by ``tools/grading.py``, in a sandbox of its own
+(``tools/sandbox.py``: the same isolation as a submission's, with the private copy of the bundle's
+reference notebook, the chapter with its solutions, public checks, hidden tests and the
+instructor's extra tests, which never enters a submission's sandbox). No student code ever runs
+here: what comes from a submission is read as plain data (``grading_runner.load``).
 
 1. **The reference run.** The chapter runs in an in-process IPython shell (``smoke = True`` after
    its parameters cell). Each exercise cell is noted with the names it defines. Each test cell of
@@ -14,8 +16,9 @@ the instructor's extra tests; it never enters a sandbox). No student code ever r
    by an earlier recorded call is recorded as a reference to it), and so is every exercise
    variable the test reads. Before the test cell runs, the names it reads are snapshotted (deep
    copies where possible). The probes (calls and variables, no test code, no expected value) are
-   written to PROBES_STEM.json/.npz for the sandboxes. A reference solution that fails one of its
-   own tests stops grading.
+   written to PROBES_STEM.json/.npz for the submissions' sandboxes. A reference solution that
+   fails one of its own tests stops grading. The package's compiled kernels (numba's cache, in
+   ``NUMBA_CACHE_DIR``) that this run compiles are what each submission then gets a copy of.
 2. **Verdicts.** For each request (a line of JSON on REQUEST_FD: a submission's answers folder and
    its question ids) every test cell of each question runs again, here, on a fresh copy of its
    snapshot, with each exercise function replaced by a stub that returns (or raises) what the
@@ -232,8 +235,8 @@ class Referee:
             doc, arrays = gr.load(stem)
         except FileNotFoundError:
             return {"ran": False, "cases": []}
-        except (gr.Unreadable, ValueError, UnicodeDecodeError) as e:
-            return {"ran": True, "unreadable": f"its answers could not be read ({str(e)[:80]})", "cases": []}
+        except Exception:  # noqa: BLE001 - Unreadable, bad JSON, bad UTF-8, too deep; no detail: it may quote the file
+            return {"ran": True, "unreadable": "its answers could not be read", "cases": []}
         n_calls = len(self.probe_calls[qid])
         calls = doc.get("calls") if isinstance(doc, dict) else None
         variables = doc.get("vars") if isinstance(doc, dict) else None
@@ -260,7 +263,7 @@ class Referee:
         if entry.get("ok") is True:
             try:
                 return ("value", gr.decode(entry.get("value"), arrays, None, budget))
-            except (gr.Unreadable, ValueError, TypeError, OverflowError) as e:
+            except Exception as e:  # noqa: BLE001 - Unreadable, or a value numpy or torch refuses
                 return ("unreadable", str(e)[:80])
         name = entry.get("error")
         if entry.get("unreadable"):
@@ -287,9 +290,13 @@ class Referee:
                 if kind == "unreadable":
                     raise TypeError("the exercise returned a value the grader cannot read")
                 exc = getattr(__import__("builtins"), value, None) if value in gr.BUILTIN_EXCEPTIONS else None
-                if exc is None or not issubclass(exc, BaseException) or exc in (SystemExit, KeyboardInterrupt, GeneratorExit):
+                if exc is None or not issubclass(exc, Exception):
                     exc = StudentError
-                raise exc(f"raised by the exercise ({value})")
+                try:
+                    error = exc(f"raised by the exercise ({value})")
+                except Exception:  # noqa: BLE001 - a class that wants other arguments
+                    error = StudentError(value)
+                raise error
 
             answer.__name__ = answer.__qualname__ = fname
             return answer
@@ -314,14 +321,16 @@ class Referee:
             raise GradingTimeLimit("the test ran past its time limit on these answers")
 
         previous = signal.signal(signal.SIGALRM, stop)
-        signal.setitimer(signal.ITIMER_REAL, limit)
         error = None
         try:
-            exec(case.code, ns)
-        except BaseException as e:  # noqa: BLE001 - a failed assertion, or anything the test raised
+            try:
+                signal.setitimer(signal.ITIMER_REAL, limit)
+                exec(case.code, ns)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except BaseException as e:  # noqa: BLE001 - a failed assertion, anything the test raised, the time limit
             error = e
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
             for n, fn in live.items():
                 if fn is None:

@@ -373,7 +373,9 @@ def load(stem: str):
                     raise Unreadable("not an array file")
                 with z.open(info) as f:
                     arrays[info.filename[: -len(".npy")]] = np.lib.format.read_array(f, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except Unreadable:
+        raise
+    except Exception as e:  # noqa: BLE001 - a broken, encrypted or exotic zip, a bad array header
         raise Unreadable(f"not an npz file ({type(e).__name__})") from None
     return doc, arrays
 

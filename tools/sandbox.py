@@ -19,7 +19,11 @@ by ``make grade``, ``make assignments`` and ``make test`` when missing):
   ``bwrap``; the sandbox's PID 1 dies with it and the kernel kills every process left in its PID
   namespace (a process that double-forks into a new session included). When the runner exits the
   same happens, so nothing the submission started outlives it;
-- files it writes are capped at 1 GiB each (``RLIMIT_FSIZE``).
+- files it writes are capped at 1 GiB each (``RLIMIT_FSIZE``);
+- the package's compiled kernels (numba's cache) come as a private copy in ``/work``, made from the
+  cache that the chapter's referee (which runs the reference the same way, in its own sandbox,
+  without any student code) filled: a submission does not compile them again, and what it does to
+  its copy stays in its copy.
 
 ``Sandbox.check`` starts one before any grading and says why when it cannot; ``tools/grading.py``
 then refuses to grade unless the instructor passes ``UNSAFE=1`` (``unsafe=True``): the runner then
@@ -45,6 +49,7 @@ TMPFS_BYTES = 1 << 30
 FILE_BYTES = 1 << 30
 ETC = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "fonts", "ssl/certs",
        "mime.types", "nsswitch.conf", "host.conf", "hosts", "os-release", "debian_version", "lsb-release"]
+HARNESS = ("grading_runner.py", "grading_referee.py", "assignments.py")  # what the sandboxes run, copied
 SANDBOX_ENV_KEEP = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
                     "NUMBA_DISABLE_JIT", "TORCH_NUM_THREADS")
 
@@ -115,7 +120,8 @@ class Sandbox:
             self.require()
         self._build_package()
         self.harness.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(HERE / "grading_runner.py", self.harness / "grading_runner.py")
+        for name in HARNESS:
+            shutil.copy2(HERE / name, self.harness / name)
         if not self.unsafe:
             self.check()
 
@@ -143,20 +149,19 @@ class Sandbox:
     def check(self) -> None:
         """Start a sandbox and check what it sees; SandboxUnavailable with the reason when it fails."""
         probe = (
-            "import os, socket, sys, prunebook\n"
+            "import importlib.util, os, socket, sys\n"
             "assert os.getuid() == 65534, os.getuid()\n"
-            "assert prunebook.__file__.startswith('/opt/prunebook/'), prunebook.__file__\n"
+            "origin = importlib.util.find_spec('prunebook').origin\n"
+            "assert origin.startswith('/opt/prunebook/'), origin\n"
             "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\nexcept OSError:\n    pass\n"
             "else:\n    sys.exit('the network is reachable')\n"
             f"assert not os.path.exists({str(ROOT)!r}), 'the repository is visible'\n"
             "print('sandbox ok')\n"
         )
         work = self.root / "check"
-        probes = self.root / "check-probes"
         work.mkdir(exist_ok=True)
-        probes.mkdir(exist_ok=True)
         try:
-            r = subprocess.run(self.command(work, probes, ["-c", probe]), env=self.env(), capture_output=True,
+            r = subprocess.run(self.command([(work, "/work", True)], ["-c", probe]), env=self.env(), capture_output=True,
                                text=True, timeout=120, start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise SandboxUnavailable(f"the sandbox did not start ({e}). " + NO_SANDBOX_HELP + UNSAFE_EXPOSES) from None
@@ -166,7 +171,8 @@ class Sandbox:
 
     # ------------------------------------------------------------------ one sandbox
 
-    def env(self) -> dict[str, str]:
+    def env(self, numba_cache: str | None = None) -> dict[str, str]:
+        """The environment inside: nothing of the grader's but the thread counts (and, unsafe, its HOME)."""
         inside = not self.unsafe
         env = {
             "PATH": ("/opt/venv/bin:" if inside and self.venv else f"{pathlib.Path(sys.executable).parent}:") + "/usr/local/bin:/usr/bin:/bin",
@@ -180,11 +186,23 @@ class Sandbox:
         if inside:
             env.update({"MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython", "TMPDIR": "/tmp",
                         "XDG_CACHE_HOME": "/tmp/cache"})
+        if numba_cache:
+            env["NUMBA_CACHE_DIR"] = numba_cache
         env.update({k: os.environ[k] for k in SANDBOX_ENV_KEEP if k in os.environ})
         return env
 
-    def command(self, work: pathlib.Path, probes: pathlib.Path, python_args: list[str]) -> list[str]:
-        """The command that runs ``python python_args`` in a sandbox (or, unsafe, without one)."""
+    def inside(self, path: pathlib.Path, binds: list[tuple[pathlib.Path, str, bool]]) -> str:
+        """Where ``path`` (under one of ``binds``) is seen from inside (its own path when unsafe)."""
+        if self.unsafe:
+            return str(path)
+        for src, dst, _ in binds:
+            if path == src or path.is_relative_to(src):
+                return str(pathlib.PurePosixPath(dst) / path.relative_to(src))
+        raise ValueError(f"{path} is not visible in the sandbox")
+
+    def command(self, binds: list[tuple[pathlib.Path, str, bool]], python_args: list[str]) -> list[str]:
+        """The command that runs ``python python_args`` in a sandbox seeing ``binds`` (source, target,
+        writable) besides the runtime (or, unsafe, without a sandbox)."""
         if self.unsafe:
             return [sys.executable, "-s", *python_args]
         args = [self.bwrap, "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
@@ -218,26 +236,31 @@ class Sandbox:
                     args += ["--ro-bind", str(twin), target] if twin.is_dir() else ["--tmpfs", target, "--remount-ro", target]
                 else:
                     args += ["--ro-bind", "/dev/null", target]
-        args += ["--ro-bind", str(self.site), "/opt/prunebook", "--ro-bind", str(self.harness), "/opt/grader",
-                 "--ro-bind", str(probes), "/opt/probes", "--bind", str(work), "/work", "--chdir", "/work"]
-        return args + ["--", self.python_inside, "-s", *python_args]
+        args += ["--ro-bind", str(self.site), "/opt/prunebook", "--ro-bind", str(self.harness), "/opt/grader"]
+        for src, dst, writable in binds:
+            args += ["--bind" if writable else "--ro-bind", str(src), dst]
+        return args + ["--chdir", "/work", "--", self.python_inside, "-s", *python_args]
 
-    def runner_args(self, job_inside: str) -> list[str]:
-        harness = "/opt/grader" if not self.unsafe else str(self.harness)
-        return [f"{harness}/grading_runner.py", "run", job_inside]
+    def script(self, name: str) -> str:
+        """A file of the runner folder, as the sandbox sees it."""
+        return f"{'/opt/grader' if not self.unsafe else self.harness}/{name}"
 
-    def paths(self, work: pathlib.Path, probes: pathlib.Path) -> dict[str, str]:
-        """Where the runner finds its job, probes and output folder (inside the sandbox, or real paths)."""
-        if self.unsafe:
-            return {"work": str(work), "probes": str(probes / "probes"), "out": str(work / "out")}
-        return {"work": "/work", "probes": "/opt/probes/probes", "out": "/work/out"}
+    def run(self, work: pathlib.Path, probes: pathlib.Path, limit: float, log: pathlib.Path,
+            numba: pathlib.Path | None = None) -> bool:
+        """Run the runner on ``work/job.json`` (probes in ``probes``); False when killed at ``limit`` seconds.
 
-    def run(self, work: pathlib.Path, probes: pathlib.Path, limit: float, log: pathlib.Path) -> bool:
-        """Run the runner on ``work/job.json``; False when killed at ``limit`` seconds."""
-        job = self.paths(work, probes)["work"] + "/job.json"
+        ``numba``: compiled kernels (numba's cache, from the referee's run of the same package in
+        its sandbox) that the submission gets a copy of, so that it does not compile them again.
+        """
+        binds = [(probes, "/opt/probes", False), (work, "/work", True)]
+        cache = None
+        if numba is not None and numba.is_dir():
+            shutil.copytree(numba, work / "numba-cache", symlinks=True, dirs_exist_ok=True)
+            cache = self.inside(work / "numba-cache", binds)
+        job = self.inside(work / "job.json", binds)
         with open(log, "wb") as logf:
-            proc = subprocess.Popen(self.command(work, probes, self.runner_args(job)), cwd=work, env=self.env(),
-                                    stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(self.command(binds, [self.script("grading_runner.py"), "run", job]), cwd=work,
+                                    env=self.env(cache), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                     start_new_session=True, preexec_fn=_limits)
             try:
                 proc.wait(timeout=limit)
