@@ -3,17 +3,15 @@
 ``attacks(...)`` returns notebooks built from the student copy (blank answers) or the solution
 copy, plus the attacker's code. Each attack is written so that it *would* score, leak or persist
 against a grader that runs it with the instructor's permissions (the grader before the sandbox:
-otter run, in the instructor's account), and must get nothing from the sandboxed grader. The paths an attacker could find or guess
-(the repository, the bundle, the submissions folder, grades.csv) are given to it outright: the
-worst case.
+``otter run`` in the instructor's account), and must get nothing from the sandboxed grader. The
+paths an attacker could find or guess (the repository, the bundle, the submissions folder,
+grades.csv) are given to it outright: the worst case.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
-
-BLANK_TOTAL = 0  # what a blank notebook scores: every attack below starts from one
 
 # Leaks and traces are tagged with this, so the tests can look for them anywhere.
 MARK = "PWNED-BY-SUBMISSION"

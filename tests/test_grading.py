@@ -465,3 +465,21 @@ def test_make_grade_installs_the_sandbox_and_passes_unsafe_only_when_asked():
 
     assert "--unsafe" not in grade_line() and "--unsafe" not in grade_line("UNSAFE=0")
     assert grade_line("UNSAFE=1").rstrip().endswith("--unsafe")
+
+
+def test_plain_data_carries_pandas_tables_and_stores_a_repeated_array_once():
+    import pandas as pd
+
+    df = pd.DataFrame({"p": [0.5, 0.9, 0.9], "seed": np.array([1, 2, 3], dtype=np.int32), "ok": [True, False, True],
+                       "name": ["a", "b", "c"]}, index=pd.Index([10, 20, 30], name="row"))
+    s = pd.Series({0.5: 1.0, 0.9: float("nan")}, name="boundary")
+    arrays: dict = {}
+    tree = runner.encode([df, df, s, pd.RangeIndex(3)], arrays)
+    assert len([k for k in arrays if k != "__seen__"]) == 8, "the table passed twice is stored once (5 arrays, +3 for s)"
+    back = runner.decode(json.loads(json.dumps(tree)), arrays)
+    pd.testing.assert_frame_equal(back[0], df)
+    pd.testing.assert_frame_equal(back[1], df)
+    pd.testing.assert_series_equal(back[2], s)
+    assert back[3].equals(pd.RangeIndex(3))
+    with pytest.raises(runner.Unreadable):
+        runner.encode(pd.DataFrame({"x": [object()]}), {})

@@ -23,8 +23,10 @@ structure, plus one uncompressed ``.npz`` (``allow_pickle=False``) for the array
 None, bool, int, float, str, complex, list, tuple, dict (any encodable keys), set, frozenset,
 range, named tuples (rebuilt as the package's own class when it is one, e.g. ``prunebook.Dataset``,
 else as a plain named tuple), numpy arrays and scalars (no object dtype), torch tensors (dense,
-any dtype, ``requires_grad`` kept), ``torch.Size``, torch and numpy dtypes. Anything else is
-refused. Reading never runs code from the data: no pickle, no import outside ``prunebook``, no
+any dtype, ``requires_grad`` kept), ``torch.Size``, torch and numpy dtypes, pandas DataFrames,
+Series and Index (columns of numbers, booleans, dates or text; no MultiIndex). Anything else is
+refused. An array that occurs several times (the same table passed to several calls) is stored
+once. Reading never runs code from the data: no pickle, no import outside ``prunebook``, no
 constructor other than the named-tuple classes above; sizes and depth are capped.
 """
 
@@ -156,6 +158,9 @@ def encode(obj, arrays: dict, refs: dict | None = None, _budget: _Budget | None 
     if isinstance(obj, np.dtype):
         _check_dtype(obj)
         return {"$np_dtype": obj.str}
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
+        return _encode_pandas(pd, obj, arrays, refs, budget, _depth)
     if isinstance(obj, tuple) and hasattr(t, "_fields"):
         fields = [str(f) for f in t._fields]
         return {"$namedtuple": f"{t.__module__}:{t.__qualname__}", "fields": fields,
@@ -184,10 +189,45 @@ def _check_dtype(dtype):
 
 
 def _add(arrays: dict, arr, budget: _Budget) -> str:
+    """The name of ``arr`` in ``arrays`` (an array of the same dtype, shape and bytes is stored once)."""
+    import hashlib
+
+    arr = arr if arr.flags.c_contiguous else arr.copy(order="C")
+    key = f"{arr.dtype.str} {arr.shape} {hashlib.sha256(arr.reshape(-1).view('u1') if arr.size else b'').hexdigest()}"
+    seen = arrays.setdefault("__seen__", {}) if isinstance(arrays, dict) else {}
+    if key in seen:
+        return seen[key]
     budget.add_array(arr.nbytes)
-    name = f"a{len(arrays)}"
+    name = f"a{len(arrays) - 1}"
     arrays[name] = arr
+    seen[key] = name
     return name
+
+
+def _column(pd, values, arrays: dict, budget: _Budget) -> dict:
+    """A pandas column (or index) as an array: numbers, booleans, dates, or text (kept as text)."""
+    np = _numpy()
+    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
+    if arr.dtype == object:
+        if not all(type(v) is str for v in arr.tolist()):
+            raise Unreadable("a pandas column of mixed or unsupported objects (only numbers, booleans, dates, text)")
+        return {"$array": _add(arrays, arr.astype(str) if arr.size else np.array([], dtype="U1"), budget), "text": True}
+    _check_dtype(arr.dtype)
+    return {"$array": _add(arrays, arr, budget)}
+
+
+def _encode_pandas(pd, obj, arrays, refs, budget, depth):
+    if isinstance(obj, pd.MultiIndex) or (isinstance(obj, pd.DataFrame) and isinstance(obj.columns, pd.MultiIndex)):
+        raise Unreadable("a pandas MultiIndex")
+    if isinstance(obj, pd.RangeIndex):
+        return {"$range_index": [obj.start, obj.stop, obj.step], "name": encode(obj.name, arrays, refs, budget, depth + 1)}
+    if isinstance(obj, pd.Index):
+        return {"$index": _column(pd, obj, arrays, budget), "name": encode(obj.name, arrays, refs, budget, depth + 1)}
+    index = encode(obj.index, arrays, refs, budget, depth + 1)
+    if isinstance(obj, pd.Series):
+        return {"$series": _column(pd, obj, arrays, budget), "index": index, "name": encode(obj.name, arrays, refs, budget, depth + 1)}
+    return {"$dataframe": [_column(pd, obj.iloc[:, k], arrays, budget) for k in range(obj.shape[1])],
+            "columns": encode(obj.columns, arrays, refs, budget, depth + 1), "index": index}
 
 
 def decode(node, arrays, ref=None, _budget: _Budget | None = None, _depth: int = 0):
@@ -253,8 +293,8 @@ def decode(node, arrays, ref=None, _budget: _Budget | None = None, _depth: int =
         return _namedtuple_class(value, fields)(*items)
     if kind in ("$ndarray", "$npscalar", "$tensor"):
         arr = arrays.get(value) if type(value) is str else None
-        if arr is None:
-            raise Unreadable(f"{kind}: no array {value!r}")
+        if not isinstance(arr, _numpy().ndarray):
+            raise Unreadable(f"{kind}: no such array")
         if kind == "$ndarray":
             return arr.copy()
         if kind == "$npscalar":
@@ -272,6 +312,8 @@ def decode(node, arrays, ref=None, _budget: _Budget | None = None, _depth: int =
         if node.get("grad") is True and (t.is_floating_point() or t.is_complex()):
             t.requires_grad_(True)
         return t
+    if kind in ("$series", "$dataframe", "$index", "$range_index"):
+        return _decode_pandas(kind, node, arrays, sub)
     if kind == "$torch_size":
         import torch
 
@@ -294,6 +336,57 @@ def decode(node, arrays, ref=None, _budget: _Budget | None = None, _depth: int =
             raise Unreadable("$np_dtype: not a plain dtype") from None
         return dt
     raise Unreadable(f"unknown kind {kind!r}")
+
+
+def _decode_column(node, arrays):
+    arr = arrays.get(node.get("$array")) if type(node) is dict and type(node.get("$array")) is str else None
+    if not isinstance(arr, _numpy().ndarray):
+        raise Unreadable("a pandas column without its array")
+    if arr.ndim != 1:
+        raise Unreadable("a pandas column that is not one-dimensional")
+    if node.get("text") is True:
+        if arr.dtype.kind != "U":
+            raise Unreadable("a text column that is not text")
+        return arr.astype(object)
+    return arr.copy()
+
+
+def _decode_pandas(kind, node, arrays, sub):
+    import pandas as pd
+
+    if kind == "$range_index":
+        v = node["$range_index"]
+        if type(v) is not list or len(v) != 3 or not all(type(x) is int for x in v):
+            raise Unreadable("$range_index: three integers")
+        return pd.RangeIndex(*v, name=_label(sub(node.get("name"))))
+    if kind == "$index":
+        return pd.Index(_decode_column(node["$index"], arrays), name=_label(sub(node.get("name"))))
+    index = sub(node.get("index"))
+    if not isinstance(index, pd.Index):
+        raise Unreadable(f"{kind}: no index")
+    if kind == "$series":
+        values = _decode_column(node["$series"], arrays)
+        if len(values) != len(index):
+            raise Unreadable("$series: as many values as labels")
+        return pd.Series(values, index=index, name=_label(sub(node.get("name"))), copy=False)
+    columns = sub(node.get("columns"))
+    data = node["$dataframe"]
+    if not isinstance(columns, pd.Index) or type(data) is not list or len(data) != len(columns):
+        raise Unreadable("$dataframe: columns and their labels")
+    values = [_decode_column(c, arrays) for c in data]
+    if any(len(v) != len(index) for v in values):
+        raise Unreadable("$dataframe: columns as long as the index")
+    frame = pd.DataFrame({k: v for k, v in enumerate(values)}, index=index)
+    frame.columns = columns
+    return frame
+
+
+def _label(value):
+    try:
+        hash(value)
+    except TypeError:
+        raise Unreadable("a pandas name that is not hashable") from None
+    return value
 
 
 _GENERIC: dict = {}
@@ -325,7 +418,7 @@ def save(stem: str, tree) -> None:
 
     doc, arrays = tree
     with open(stem + ".npz", "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **{k: v for k, v in arrays.items() if k != "__seen__"})
     with open(stem + ".json", "w") as f:
         json.dump(doc, f)
 

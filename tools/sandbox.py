@@ -4,17 +4,19 @@ Each submission runs ``tools/grading_runner.py`` under ``bwrap`` (Debian's ``bub
 by ``make grade``, ``make assignments`` and ``make test`` when missing):
 
 - new user, PID, network, IPC, UTS and cgroup namespaces (``--unshare-all --unshare-user``): uid
-  and gid 65534 (nobody) inside, no capabilities, no further user namespaces, no network (only a
-  loopback that is down), a new session (no access to the grader's terminal);
+  and gid 65534 (nobody) inside, no capabilities, no further user namespaces (bubblewrap 0.8 and
+  later), no network (only a loopback that is down), a new session (no access to the grader's
+  terminal);
 - a filesystem made of read-only binds only: the system directories (``/usr`` and the ``/bin``,
   ``/lib``... links or folders), a short list of ``/etc`` files (no ``shadow``, no ``sudoers``),
   the Python installation, the virtual environment at ``/opt/venv`` with the editable install of
   ``prunebook`` (which points into the repository) masked, a non-editable copy of ``prunebook``
   installed from a wheel built once per grading run at ``/opt/prunebook``, the runner at
-  ``/opt/grader`` and the chapter's probes at ``/opt/probes``; a private ``/proc`` and ``/dev``; a
-  1 GiB tmpfs at ``/tmp`` (home, caches); and one writable folder, ``/work``, the submission's own
-  temporary copy, where the runner leaves its answers. Nothing else exists inside: not the
-  repository, not the submissions folder, not the grading bundle, not another submission;
+  ``/opt/grader`` and the chapter's probes at ``/opt/probes``; a private ``/proc`` and ``/dev``;
+  a tmpfs at ``/tmp`` (home, caches; 1 GiB with bubblewrap 0.8 and later); and one writable
+  folder, ``/work``, the submission's own temporary copy, where the runner leaves its answers.
+  Nothing else exists inside: not the repository, not the submissions folder, not the grading
+  bundle, not another submission;
 - ``--die-with-parent``: the sandbox goes when the grader does. At the time limit the grader kills
   ``bwrap``; the sandbox's PID 1 dies with it and the kernel kills every process left in its PID
   namespace (a process that double-forks into a new session included). When the runner exits the
@@ -25,7 +27,9 @@ by ``make grade``, ``make assignments`` and ``make test`` when missing):
   without any student code) filled: a submission does not compile them again, and what it does to
   its copy stays in its copy.
 
-``Sandbox.check`` starts one before any grading and says why when it cannot; ``tools/grading.py``
+The referee of each chapter (``tools/grading_referee.py``) runs in the same kind of sandbox, seeing
+the private copy of the bundle and the submissions' answers read-only (``RefereeProcess`` in
+``tools/grading.py``). ``Sandbox.check`` starts one before any grading and says why when it cannot; ``tools/grading.py``
 then refuses to grade unless the instructor passes ``UNSAFE=1`` (``unsafe=True``): the runner then
 runs as a plain process with the instructor's permissions (see ``UNSAFE_EXPOSES``).
 """
@@ -206,7 +210,9 @@ class Sandbox:
         if self.unsafe:
             return [sys.executable, "-s", *python_args]
         args = [self.bwrap, "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
-                "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "grading"]
+                "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "grading"]
+        if "--disable-userns" in self._options():  # bubblewrap 0.8 and later
+            args.append("--disable-userns")
         args += ["--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             p = pathlib.Path(top)
@@ -216,8 +222,9 @@ class Sandbox:
                 args += ["--ro-bind", top, top]
         for name in ETC:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-                 "--dir", "/tmp/home"]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--size", str(TMPFS_BYTES)] if "--size" in self._options() else []  # bubblewrap 0.8 and later
+        args += ["--tmpfs", "/tmp", "--dir", "/tmp/home"]
         base = pathlib.Path(sys.base_prefix)
         if not base.is_relative_to("/usr"):
             args += ["--ro-bind", str(base), str(base)]
@@ -240,6 +247,16 @@ class Sandbox:
         for src, dst, writable in binds:
             args += ["--bind" if writable else "--ro-bind", str(src), dst]
         return args + ["--chdir", "/work", "--", self.python_inside, "-s", *python_args]
+
+    def _options(self) -> str:
+        """``bwrap --help``: which options this bubblewrap knows."""
+        if not hasattr(self, "_help"):
+            try:
+                r = subprocess.run([self.bwrap, "--help"], capture_output=True, text=True, timeout=30)
+                self._help = r.stdout + r.stderr
+            except (OSError, subprocess.TimeoutExpired):
+                self._help = ""
+        return self._help
 
     def script(self, name: str) -> str:
         """A file of the runner folder, as the sandbox sees it."""
