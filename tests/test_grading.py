@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import subprocess
+import threading
 import time
 import uuid
 
@@ -95,6 +96,26 @@ def _processes_with(text: str) -> list[int]:
     return found
 
 
+class _Watch:
+    """Notes, while its block runs, every process whose command line contains ``text``."""
+
+    def __init__(self, text: str):
+        self.text, self.seen, self.stop = text, set(), threading.Event()
+
+    def __enter__(self):
+        def watch():
+            while not self.stop.wait(0.1):
+                self.seen.update(_processes_with(self.text))
+
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+        return self.seen
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def _rows(csv_path):
     with open(csv_path, newline="") as f:
         return {r["submission"]: r for r in csv.DictReader(f)}
@@ -138,12 +159,13 @@ def graded(fixture_copies, tmp_path_factory):
     (subs / "not_a_notebook.ipynb").write_text("[1, 2, 3]")
     before = {"subs": _tree_digest(subs), "bundle": _tree_digest(fixture_copies / "grading"), "repo": _repo_state()}
     start = time.time()
-    result = grading.grade(subs, fixture_copies / "grading", out_csv, feedback, jobs=2, chapter=None)
+    with _Watch(TOKEN) as seen:  # the background process does start, inside its sandbox
+        result = grading.grade(subs, fixture_copies / "grading", out_csv, feedback, jobs=2, chapter=None)
     seconds = time.time() - start
     csv_bytes = out_csv.read_bytes()
     time.sleep(3)  # a process that outlived its sandbox would act now
     return {"result": result, "rows": _rows(out_csv), "csv": out_csv, "feedback": feedback, "seconds": seconds,
-            "before": before, "csv_bytes": csv_bytes, "subs": subs,
+            "before": before, "csv_bytes": csv_bytes, "subs": subs, "daemon_seen": bool(seen),
             "after": {"subs": _tree_digest(subs), "bundle": _tree_digest(fixture_copies / "grading"), "repo": _repo_state(),
                       "csv": out_csv.read_bytes(), "survivors": _processes_with(TOKEN)}}
 
@@ -227,6 +249,7 @@ def test_nothing_leaks_into_the_feedback_or_the_grade_table(graded):
 
 @pytest.mark.notebooks
 def test_no_process_outlives_its_sandbox(graded):
+    assert graded["daemon_seen"], "the attack's background process ran (in its sandbox) while grading"
     assert graded["after"]["survivors"] == [], "a process started by a submission is still running"
     assert graded["after"]["csv"] == graded["csv_bytes"], "grades.csv changed after grading"
     assert graded["rows"]["a_daemon.ipynb"]["total"] == "0"
@@ -267,8 +290,10 @@ def graded_slow(fixture_copies, tmp_path_factory):
               f"time.sleep(600)', {TOKEN + '-slow'!r}], start_new_session=True)\n")
     swallow = daemon + "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass"
     (subs / "swallows_the_interrupt.ipynb").write_text(json.dumps(_with(solution, "90.2", swallow)))
-    grading.grade(subs, fixture_copies / "grading", tmp / "grades.csv", tmp / "feedback", time_limit=30, jobs=2)
+    with _Watch(TOKEN + "-slow") as seen:
+        grading.grade(subs, fixture_copies / "grading", tmp / "grades.csv", tmp / "feedback", time_limit=30, jobs=2)
     time.sleep(1)
+    assert seen, "the background process ran while grading"
     return _rows(tmp / "grades.csv"), tmp / "feedback", _processes_with(TOKEN + "-slow")
 
 

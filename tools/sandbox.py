@@ -8,15 +8,15 @@ by ``make grade``, ``make assignments`` and ``make test`` when missing):
   later), no network (only a loopback that is down), a new session (no access to the grader's
   terminal);
 - a filesystem made of read-only binds only: the system directories (``/usr`` and the ``/bin``,
-  ``/lib``... links or folders), a short list of ``/etc`` files (no ``shadow``, no ``sudoers``),
-  the Python installation, the virtual environment at ``/opt/venv`` with the editable install of
-  ``prunebook`` (which points into the repository) masked, a non-editable copy of ``prunebook``
-  installed from a wheel built once per grading run at ``/opt/prunebook``, the runner at
-  ``/opt/grader`` and the chapter's probes at ``/opt/probes``; a private ``/proc`` and ``/dev``;
-  a tmpfs at ``/tmp`` (home, caches; 1 GiB with bubblewrap 0.8 and later); and one writable
-  folder, ``/work``, the submission's own temporary copy, where the runner leaves its answers.
-  Nothing else exists inside: not the repository, not the submissions folder, not the grading
-  bundle, not another submission;
+  ``/lib``... links or folders), a short list of ``/etc`` files (no ``shadow``, no ``sudoers``; a
+  ``passwd`` and a ``group`` that name only nobody), the Python installation, the virtual
+  environment at ``/opt/venv`` with the editable install of ``prunebook`` (which points into the
+  repository) masked, a non-editable copy of ``prunebook`` installed from a wheel built once per
+  grading run at ``/opt/prunebook``, the runner at ``/opt/grader`` and the chapter's probes at
+  ``/opt/probes``; a private ``/proc`` and ``/dev``; a tmpfs at ``/tmp`` (home, caches; 1 GiB with
+  bubblewrap 0.8 and later); and one writable folder, ``/work``, the submission's own temporary
+  copy, where the runner leaves its answers. Nothing else exists inside: not the repository, not
+  the submissions folder, not the grading bundle, not another submission;
 - ``--die-with-parent``: the sandbox goes when the grader does. At the time limit the grader kills
   ``bwrap``; the sandbox's PID 1 dies with it and the kernel kills every process left in its PID
   namespace (a process that double-forks into a new session included). When the runner exits the
@@ -29,9 +29,10 @@ by ``make grade``, ``make assignments`` and ``make test`` when missing):
 
 The referee of each chapter (``tools/grading_referee.py``) runs in the same kind of sandbox, seeing
 the private copy of the bundle and the submissions' answers read-only (``RefereeProcess`` in
-``tools/grading.py``). ``Sandbox.check`` starts one before any grading and says why when it cannot; ``tools/grading.py``
-then refuses to grade unless the instructor passes ``UNSAFE=1`` (``unsafe=True``): the runner then
-runs as a plain process with the instructor's permissions (see ``UNSAFE_EXPOSES``).
+``tools/grading.py``). ``Sandbox.check`` starts one before any grading and says why when it cannot;
+``tools/grading.py`` then refuses to grade unless the instructor passes ``UNSAFE=1``
+(``unsafe=True``): the runner then runs as a plain process with the instructor's permissions (see
+``UNSAFE_EXPOSES``).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class Sandbox:
         self.bwrap = bwrap if bwrap is not None else shutil.which("bwrap")
         self.site = self.root / "runtime" / "site"
         self.harness = self.root / "runtime" / "harness"
+        self.etc = self.root / "runtime" / "etc"
         self.venv = pathlib.Path(sys.prefix) if sys.prefix != sys.base_prefix else None
         self.python_inside = "/opt/venv/bin/python" if self.venv else sys.executable
 
@@ -126,6 +128,9 @@ class Sandbox:
         self.harness.mkdir(parents=True, exist_ok=True)
         for name in HARNESS:
             shutil.copy2(HERE / name, self.harness / name)
+        self.etc.mkdir(parents=True, exist_ok=True)  # who nobody is, for code that asks (getpass.getuser)
+        (self.etc / "passwd").write_text(f"nobody:x:{NOBODY}:{NOBODY}:nobody:/tmp/home:/usr/sbin/nologin\n")
+        (self.etc / "group").write_text(f"nogroup:x:{NOBODY}:\n")
         if not self.unsafe:
             self.check()
 
@@ -154,7 +159,8 @@ class Sandbox:
         """Start a sandbox and check what it sees; SandboxUnavailable with the reason when it fails."""
         probe = (
             "import importlib.util, os, socket, sys\n"
-            "assert os.getuid() == 65534, os.getuid()\n"
+            "import getpass\n"
+            "assert os.getuid() == 65534 and getpass.getuser() == 'nobody', os.getuid()\n"
             "origin = importlib.util.find_spec('prunebook').origin\n"
             "assert origin.startswith('/opt/prunebook/'), origin\n"
             "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\nexcept OSError:\n    pass\n"
@@ -222,6 +228,8 @@ class Sandbox:
                 args += ["--ro-bind", top, top]
         for name in ETC:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        for name in ("passwd", "group"):
+            args += ["--ro-bind", str(self.etc / name), f"/etc/{name}"]
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--size", str(TMPFS_BYTES)] if "--size" in self._options() else []  # bubblewrap 0.8 and later
         args += ["--tmpfs", "/tmp", "--dir", "/tmp/home"]
