@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import prunebook as pb
-from prunebook.engine_coefficients import basis_width
+from prunebook.engines.coefficients import basis_width
 from prunebook.experiment import Setting, build_batch
 from prunebook.activation import activation
 

@@ -154,7 +154,7 @@ def _package_calls(source: str) -> set[str]:
 
 
 def test_package_calls_sees_every_way_to_reach_the_package():
-    src = ("import prunebook.theory as th\nfrom prunebook.boundary import slope\nth.snr_p(1)\n"
+    src = ("import prunebook.theory as th\nfrom prunebook.book.boundary import slope\nth.snr_p(1)\n"
            "pb.sample_data(3)\ntheory.race_boundary_n(2)\nx.y(1)")
     assert _package_calls(src) == {"slope", "snr_p", "sample_data", "race_boundary_n"}
 

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from test_book import CHAPTERS, parse
+from test_book import CHAPTERS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")

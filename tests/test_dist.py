@@ -75,8 +75,11 @@ def test_the_wheel_holds_the_package_and_nothing_of_the_book(dist):
     (wheel,) = dist.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "prunebook/py.typed" in names and "prunebook/__init__.py" in names
-    modules = sorted(p.name for p in (ROOT / "src" / "prunebook").glob("*.py"))
+    package = ROOT / "src" / "prunebook"
+    modules = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py"))
     assert sorted(n.split("/", 1)[1] for n in names if n.startswith("prunebook/") and n.endswith(".py")) == modules
+    tables = sorted(p.relative_to(package).as_posix() for p in (package / "book" / "tables").glob("*.csv"))
+    assert tables and set(tables) <= {n.split("/", 1)[1] for n in names}  # the precomputed tables ship
     top = {n.split("/", 1)[0] for n in names}
     assert top == {"prunebook", f"prunebook-{wheel.name.split('-')[1]}.dist-info"}, top
     for forbidden in ("tests/", "chapters/", "tools/", "_build/", ".ipynb", "conftest"):

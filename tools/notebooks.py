@@ -1,14 +1,23 @@
-"""Chapter hygiene: the Colab bootstrap cell, outputs, the parameters cell.
+"""Chapter hygiene: the Colab bootstrap cell, outputs, the parameters cell, warnings.
 
     python tools/notebooks.py sync    # rewrite each chapter's first cell, strip outputs
     python tools/notebooks.py check   # exit 1 and list problems (the test suite runs this)
 
 The Colab cell is generated from one place: the repository URL in ``_config.yml`` and the
 package version in ``src/prunebook/_version.py`` (the release tag is ``v<version>``).
+
+Warnings: a warning a chapter does not catch reaches the reader as stderr output, which fails
+the book build (``execute.stderr_output: warn`` in ``_config.yml``, with ``-W``) and the smoke
+runs (:func:`stderr_outputs`, tests/test_notebooks.py and tests/test_colab.py). A chapter that
+expects a warning catches it in code, and says why: ``warnings.filterwarnings`` or
+``simplefilter`` only inside ``with warnings.catch_warnings():`` (or ``catch_warnings(action=...)``),
+with a ``category=`` and a comment on its line or the line above; hiding stderr instead (a
+``remove-stderr`` tag, a cell-level ``output_stderr``) is refused, since Colab would still show it.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
 import re
@@ -113,6 +122,57 @@ def _source(cell) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+def stderr_outputs(nb: dict) -> list[str]:
+    """Every stderr stream output of an executed notebook, as "cell <i>: <text>" (warnings a chapter did not catch)."""
+    found = []
+    for i, c in enumerate(nb["cells"]):
+        for o in c.get("outputs", []) if c["cell_type"] == "code" else []:
+            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                text = o.get("text", "")
+                found.append(f"cell {i}: {''.join(text) if isinstance(text, list) else text}".rstrip())
+    return found
+
+
+SILENCERS = {"filterwarnings", "simplefilter"}
+
+
+def warning_problems(source: str) -> list[str]:
+    """Warnings silenced without being scoped, targeted and explained (see the module's docstring)."""
+    lines = source.splitlines()
+    try:  # IPython magics and shell escapes are not Python: blank them, keeping the line numbers
+        tree = ast.parse("\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in lines))
+    except SyntaxError:
+        return []
+    scoped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With) and any(
+            isinstance(item.context_expr, ast.Call) and _called(item.context_expr) == "catch_warnings"
+            for item in node.items
+        ):
+            scoped |= {id(n) for n in ast.walk(node)}
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        action = _called(node) == "catch_warnings" and any(k.arg == "action" for k in node.keywords)
+        if not (action or _called(node) in SILENCERS):
+            continue
+        what = f"line {node.lineno}: {_called(node)}"
+        if id(node) not in scoped and not action:
+            out.append(f"{what} outside `with warnings.catch_warnings():`")
+        if not any(k.arg == "category" for k in node.keywords):
+            out.append(f"{what} without a category=")
+        near = lines[max(0, node.lineno - 2) : node.end_lineno]
+        if not any("#" in ln for ln in near):
+            out.append(f"{what} without a comment saying why (on its line or the line above)")
+    return out
+
+
+def _called(call: ast.Call) -> str | None:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+
+
 def problems(path: pathlib.Path) -> list[str]:
     nb = json.loads(path.read_text())
     cells = nb["cells"]
@@ -127,6 +187,14 @@ def problems(path: pathlib.Path) -> list[str]:
         out.append(f"needs exactly one cell tagged 'parameters', found {len(tagged)}")
     elif "smoke" not in _source(cells[tagged[0]]):
         out.append("the parameters cell has no 'smoke' switch")
+    for i, c in enumerate(cells):
+        if c["cell_type"] != "code":
+            continue
+        out += [f"cell {i}: {w}" for w in warning_problems(_source(c))]
+        if "remove-stderr" in c.get("metadata", {}).get("tags", []) or "output_stderr" in str(c["metadata"]):
+            out.append(f"cell {i}: hides its stderr (catch the warning in code instead)")
+    if "output_stderr" in str(nb.get("metadata", {})):
+        out.append("the notebook's metadata hides stderr (catch the warning in code instead)")
     if nb.get("metadata", {}).get("kernelspec", {}).get("name") != "python3":
         out.append("kernelspec must be python3")
     return [f"{path.relative_to(ROOT)}: {p}" for p in out]

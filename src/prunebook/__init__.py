@@ -2,7 +2,7 @@
 
 The core API (stable: chapters, assignments and outside checks call it) is re-exported here::
 
-    from prunebook import forward, gradient, train, decompose, random_mask, usable_neurons
+    from prunebook import forward, gradient, train, flow, decompose, random_mask, usable_neurons
 """
 
 from prunebook._version import __version__
@@ -20,7 +20,7 @@ from prunebook.pruning import (
     usable_neurons,
 )
 from prunebook.result import TrainingDiverged, TrainResult
-from prunebook.train import train
+from prunebook.train import flow, train
 
 __all__ = [
     "__version__",
@@ -29,6 +29,7 @@ __all__ = [
     "TrainingDiverged",
     "classification_error",
     "decompose",
+    "flow",
     "forward",
     "gradient",
     "init_weights",

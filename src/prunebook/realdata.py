@@ -5,30 +5,27 @@
 - :func:`add_noise_patch`, :func:`digits_networks`: the bridge towards the model we study, each image
   in the place of the signal patch and Gaussian noise in added dimensions as the noise patch;
   :func:`class_mean_rotation` gives a sparse view of the images (the class-mean difference on one pixel);
-- :func:`train_gram`: GD on the book's network through per-neuron Gram matrices of the training
-  patches, the fast way to train when n P is much smaller than d.
+Train these networks with ``prunebook.train(..., engine="gram")`` or ``prunebook.flow`` (the patch
+basis: per-neuron Gram matrices of the training patches, the fast way when n P is much smaller than d).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from prunebook._checks import check_fraction, check_nonneg_int, check_positive, check_positive_int, check_q, check_tensor
-from prunebook.activation import relu_power
-from prunebook.conventions import error_from_margins
+from prunebook._checks import check_fraction, check_nonneg_int, check_positive, check_positive_int, check_tensor
 from prunebook.data import Dataset, stack_datasets
-from prunebook.guard import Recorder, guarded_steps
 from prunebook.network import init_weights
 from prunebook.pruning import random_mask
-from prunebook.result import TrainResult, record_steps, report_divergence
 from prunebook.seeds import generator, numpy_rng, stream_seed
 
 __all__ = ["digits_binary", "digits_batch", "digits_split", "add_noise_patch", "class_mean_rotation", "rotate_pixels",
-           "DigitsNetworks", "digits_networks", "train_gram"]
+           "DigitsNetworks", "digits_networks"]
 
 
 def digits_binary(n_train: int, *, seed: int, positive=(0, 2, 4, 6, 8), dtype=torch.float32) -> tuple[Dataset, Dataset]:
@@ -40,6 +37,12 @@ def digits_binary(n_train: int, *, seed: int, positive=(0, 2, 4, 6, 8), dtype=to
     """
     n_train = check_positive_int("n_train", n_train)
     seed = check_nonneg_int("seed", seed)
+    if isinstance(positive, (str, bytes)) or not isinstance(positive, Iterable):
+        raise ValueError(f"positive: the digits of class +1, a list drawn from 0..9, got {positive!r}")
+    positive = list(positive)
+    if not positive or any(isinstance(k, bool) or not isinstance(k, Integral) or not 0 <= k <= 9 for k in positive) \
+            or len(set(positive)) == 10:
+        raise ValueError(f"positive: some but not all of the digits 0..9 (both classes must occur), got {positive!r}")
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -218,68 +221,3 @@ def digits_networks(n_train: int, n_val: int, ps: Sequence[float], seeds: Sequen
     M = torch.stack([random_mask((2, m, d), p, seed=stream_seed(s, "mask"), dtype=dtype) for p, s in zip(ps, seeds)])
     train, val, test = (stack_datasets([data[s][k] for s in seeds]) for k in range(3))
     return DigitsNetworks(W0, M, train, val, test)
-
-
-def train_gram(W0: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, q: float = 3, lr: float,
-               steps: int, record_every: int = 1) -> TrainResult:
-    r"""Full-batch GD on the book's network for any patches, through per-neuron Gram matrices.
-
-    Every GD step adds to w_{j,r} ⊙ m_{j,r} a combination of the masked training patches v_a ⊙ m_{j,r}
-    (a = (i, patch)), so with K^{(j,r)}_{ab} = <v_a ⊙ m_{j,r}, v_b ⊙ m_{j,r}> the pre-activations are
-    h_{j,r} = h^{(0)}_{j,r} + K^{(j,r)} c_{j,r} and GD moves the coefficients c by -lr dL/dh. This is
-    the trajectory of ``prunebook.train(..., engine="weights")`` (to float precision) at O(m (nP)^2) a
-    step instead of O(m n P d): the fast way when n P is much smaller than d (the noisy digits), for
-    data that are not of the signal-noise form the coefficient engine needs.
-    W0, M [B, 2, m, d], X [B, n, P, d], y [B, n]; records the loss and the training error.
-    """
-    check_tensor("W0", W0, ndim=4)
-    check_tensor("X", X, ndim=4)
-    if M.shape != W0.shape:
-        raise ValueError(f"M: expected the shape of W0, {tuple(W0.shape)}, got {tuple(M.shape)}")
-    B, two, m, d = W0.shape
-    if X.shape[0] != B or X.shape[-1] != d or y.shape != X.shape[:2]:
-        raise ValueError(f"X: expected [B={B}, n, P, d={d}] with labels y [B, n], got {tuple(X.shape)} and {tuple(y.shape)}")
-    q = check_q(q)
-    lr = check_positive("lr", lr)
-    steps = check_nonneg_int("steps", steps)
-    every = check_positive_int("record_every", record_every)
-    n, P = X.shape[1], X.shape[2]
-    dtype = W0.dtype
-    Mf = M.to(dtype).reshape(B, two * m, d)
-    Xp = X.to(dtype).transpose(1, 2)  # [B, P, n, d]: coefficient a = (patch, sample)
-    support = Xp.ne(0).any(dim=2)  # [B, P, d]: the coordinates each patch uses
-    overlap = (support[:, :, None, :] & support[:, None, :, :]).any(dim=(0, 3))  # [P, P]
-    if bool((overlap == torch.eye(P, dtype=torch.bool)).all()):  # disjoint patches: K is block diagonal
-        K = torch.stack([(Xp * Mf[:, k, None, None, :]) @ Xp.mT for k in range(two * m)], dim=1)  # [B, 2m, P, n, n]
-    else:
-        V = Xp.reshape(B, P * n, d)
-        K = torch.stack([(V * Mf[:, k, None, :]) @ V.mT for k in range(two * m)], dim=1)  # [B, 2m, Pn, Pn]
-    h0 = ((W0.reshape(B, two * m, d) * Mf) @ Xp.reshape(B, P * n, d).mT).reshape(B, two * m, P, n)
-    signs = torch.tensor([1.0, -1.0], dtype=dtype).repeat_interleave(m)[None, :, None, None]  # j per neuron
-    y = y.to(dtype)
-    recorder = Recorder({"loss", "train_error"}, record_steps(steps, every))
-
-    def evaluate(c):
-        h = h0 + (K @ c.reshape(*K.shape[:-1], 1)).reshape(h0.shape)
-        r, rq1 = relu_power(h, q)
-        act = r if q == 1 else r * rq1
-        f = (signs * act).sum(dim=(1, 2)) / m  # [B, n]
-        margins = y * f
-        dL_df = -y * torch.sigmoid(-margins) / n
-        slope = rq1 if q == 1 else q * rq1
-        return (margins, slope * signs * dL_df[:, None, None, :] / m), margins.sum(-1)
-
-    def update(c, aux):
-        return c - lr * aux[1]
-
-    def record(t, c, aux):
-        margins = aux[0]
-        recorder.add(loss=torch.logaddexp(torch.zeros((), dtype=dtype), -margins).mean(-1),
-                     train_error=error_from_margins(margins))
-
-    c, diverged = guarded_steps(torch.zeros_like(h0), evaluate, update, record, recorder, steps=steps, batch_ndim=1)
-    W = W0 + ((c.reshape(B, two * m, P * n) @ Xp.reshape(B, P * n, d)) * Mf).reshape(B, two, m, d)
-    hist = recorder.stacked()
-    report_divergence(diverged, "warn")
-    return TrainResult(W=W, steps=torch.tensor(sorted(recorder.at)), loss=hist["loss"], train_error=hist["train_error"],
-                       diverged=diverged, engine="gram")

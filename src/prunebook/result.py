@@ -20,10 +20,15 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What ``train`` returns. History tensors have the record axis first: ``[T, batch...]``."""
+    """What ``train`` and ``flow`` return. History tensors have the record axis first: ``[T, batch...]``.
+
+    ``times`` are the times of the records on the flow's clock: lr x step for GD, the integration
+    time for the flow. GD records at ``steps``; the flow has no steps (``steps`` is None) and reports
+    the gradient evaluations each network used, the time it ended and whether it stopped early.
+    """
 
     W: torch.Tensor  #: final weights [batch..., 2, m, d]; pruned entries keep their initial value
-    steps: torch.Tensor  #: the steps at which histories were recorded, [T] (0 and the last step included)
+    steps: torch.Tensor | None  #: GD: the steps of the records, [T] (0 and the last step included); flow: None
     loss: torch.Tensor  #: training loss history [T, batch...]
     train_error: torch.Tensor | None = None  #: training error history [T, batch...]
     gamma: torch.Tensor | None = None  #: signal coefficients [T, batch..., 2, m]
@@ -31,6 +36,10 @@ class TrainResult:
     diverged: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.bool))
     #: per network: True if its loss or weights became non-finite (its W is the last finite iterate)
     engine: str = "weights"
+    times: torch.Tensor | None = None  #: float64 [T]: the time of each record (lr x step for GD)
+    evaluations: torch.Tensor | None = None  #: flow: gradient evaluations per network, int64 [batch...]
+    t_final: torch.Tensor | None = None  #: flow: the time each network ended, float64 [batch...]
+    stopped: torch.Tensor | None = None  #: flow: True where the loss reached ``stop_loss`` before t_end
 
     @property
     def final_loss(self) -> torch.Tensor:
