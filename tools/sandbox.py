@@ -67,14 +67,14 @@ UNSAFE_EXPOSES = (
     "process (it cannot fake a pass), but a submission can copy the solutions."
 )
 NO_SANDBOX_HELP = (
-    "Grading needs bubblewrap (bwrap) to isolate each submission. On Debian or Ubuntu, `make grade` "
+    "\n\nGrading needs bubblewrap (bwrap) to isolate each submission. On Debian or Ubuntu, `make grade` "
     "installs it (apt-get install bubblewrap; sudo when not root); it needs user namespaces (run "
-    "as root, or a kernel that allows unprivileged ones). Without Linux (macOS): run `make grade` "
-    "inside a Linux virtual machine or container where bwrap works (Docker needs "
-    "--security-opt seccomp=unconfined --cap-add SYS_ADMIN, or --privileged), or grade with "
+    "as root, or a kernel that allows unprivileged ones).\n\nWithout Linux (macOS): run `make grade` "
+    "inside a Linux virtual machine, or a container where bwrap works (in Docker that usually "
+    "takes --privileged), or grade with "
     "otter-grader's Docker mode on the bundle's autograder zip (`otter grade -a "
     "_build/assignments/grading/<chapter>.zip -p <folder>`; it isolates the machine, but its tests run "
-    "inside the student's kernel, where a submission can tamper with them). To grade here anyway, "
+    "inside the student's kernel, where a submission can tamper with them).\n\nTo grade here anyway, "
     "knowing what it exposes, pass UNSAFE=1 (unsafe=True). "
 )
 
@@ -137,7 +137,7 @@ class Sandbox:
     def require(self) -> None:
         """SandboxUnavailable when there is no bwrap to run."""
         if not self.bwrap or not os.access(self.bwrap, os.X_OK):
-            raise SandboxUnavailable("bubblewrap (bwrap) is not installed. " + NO_SANDBOX_HELP + UNSAFE_EXPOSES)
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed." + NO_SANDBOX_HELP + UNSAFE_EXPOSES)
 
     def _build_package(self) -> None:
         """prunebook from a wheel of the repository's source, installed into a folder of its own."""
@@ -174,10 +174,10 @@ class Sandbox:
             r = subprocess.run(self.command([(work, "/work", True)], ["-c", probe]), env=self.env(), capture_output=True,
                                text=True, timeout=120, start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise SandboxUnavailable(f"the sandbox did not start ({e}). " + NO_SANDBOX_HELP + UNSAFE_EXPOSES) from None
+            raise SandboxUnavailable(f"the sandbox did not start ({e})." + NO_SANDBOX_HELP + UNSAFE_EXPOSES) from None
         if r.returncode != 0 or "sandbox ok" not in r.stdout:
             why = (r.stderr.strip() or r.stdout.strip()).splitlines()[-3:]
-            raise SandboxUnavailable(f"the sandbox did not start: {' / '.join(why)[:600]}. " + NO_SANDBOX_HELP + UNSAFE_EXPOSES)
+            raise SandboxUnavailable(f"the sandbox did not start: {' / '.join(why)[:600]}." + NO_SANDBOX_HELP + UNSAFE_EXPOSES)
 
     # ------------------------------------------------------------------ one sandbox
 
