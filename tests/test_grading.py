@@ -496,11 +496,13 @@ def test_plain_data_carries_pandas_tables_and_stores_a_repeated_array_once():
     import pandas as pd
 
     df = pd.DataFrame({"p": [0.5, 0.9, 0.9], "seed": np.array([1, 2, 3], dtype=np.int32), "ok": [True, False, True],
-                       "name": ["a", "b", "c"]}, index=pd.Index([10, 20, 30], name="row"))
+                       "name": ["a", None, "c"], "kind": pd.Categorical(["x", "y", "x"]),
+                       "count": pd.array([1, None, 3], dtype="Int64"), "mixed": ["a", 1, 2.5]},
+                      index=pd.Index([10, 20, 30], name="row"))
     s = pd.Series({0.5: 1.0, 0.9: float("nan")}, name="boundary")
     arrays: dict = {}
     tree = runner.encode([df, df, s, pd.RangeIndex(3)], arrays)
-    assert len([k for k in arrays if k != "__seen__"]) == 8, "the table passed twice is stored once (5 arrays, +3 for s)"
+    assert len([k for k in arrays if k != "__seen__"]) == 6, "the table passed twice is stored once (4 arrays, +2 for s)"
     back = runner.decode(json.loads(json.dumps(tree)), arrays)
     pd.testing.assert_frame_equal(back[0], df)
     pd.testing.assert_frame_equal(back[1], df)
@@ -508,3 +510,6 @@ def test_plain_data_carries_pandas_tables_and_stores_a_repeated_array_once():
     assert back[3].equals(pd.RangeIndex(3))
     with pytest.raises(runner.Unreadable):
         runner.encode(pd.DataFrame({"x": [object()]}), {})
+    with pytest.raises(runner.Unreadable):
+        runner.decode({"$series": {"$values": [[1]], "dtype": "object"}, "index": {"$range_index": [0, 1, 1], "name": None},
+                       "name": None}, {})

@@ -24,7 +24,8 @@ None, bool, int, float, str, complex, list, tuple, dict (any encodable keys), se
 range, named tuples (rebuilt as the package's own class when it is one, e.g. ``prunebook.Dataset``,
 else as a plain named tuple), numpy arrays and scalars (no object dtype), torch tensors (dense,
 any dtype, ``requires_grad`` kept), ``torch.Size``, torch and numpy dtypes, pandas DataFrames,
-Series and Index (columns of numbers, booleans, dates or text; no MultiIndex). Anything else is
+Series and Index (columns of numbers, booleans, dates, text or missing values, in their pandas
+dtype; no MultiIndex). Anything else is
 refused. An array that occurs several times (the same table passed to several calls) is stored
 once. Reading never runs code from the data: no pickle, no import outside ``prunebook``, no
 constructor other than the named-tuple classes above; sizes and depth are capped.
@@ -205,15 +206,26 @@ def _add(arrays: dict, arr, budget: _Budget) -> str:
 
 
 def _column(pd, values, arrays: dict, budget: _Budget) -> dict:
-    """A pandas column (or index) as an array: numbers, booleans, dates, or text (kept as text)."""
+    """A pandas column (or index): an array when numpy holds it (numbers, booleans, dates), else its
+    values one by one (text, missing values, nullable integers...) with the name of its pandas dtype."""
     np = _numpy()
-    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
-    if arr.dtype == object:
-        if not all(type(v) is str for v in arr.tolist()):
-            raise Unreadable("a pandas column of mixed or unsupported objects (only numbers, booleans, dates, text)")
-        return {"$array": _add(arrays, arr.astype(str) if arr.size else np.array([], dtype="U1"), budget), "text": True}
-    _check_dtype(arr.dtype)
-    return {"$array": _add(arrays, arr, budget)}
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
+        return {"$array": _add(arrays, np.asarray(values.to_numpy()), budget)}
+    out = []
+    for v in values.to_numpy(dtype=object).tolist():
+        if v is None or v is pd.NA or v is pd.NaT:
+            out.append(None)
+        elif type(v) in (str, int, float, bool):
+            out.append(v)
+        elif isinstance(v, np.generic) and v.dtype.kind in "biuf":
+            out.append(v.item())
+        else:
+            raise Unreadable(f"a pandas column holding a {type(v).__name__} (only numbers, booleans, dates, text)")
+    budget.nodes += len(out)
+    if budget.nodes > MAX_NODES:
+        raise Unreadable(f"more than {MAX_NODES} values")
+    return {"$values": out, "dtype": str(dtype)}
 
 
 def _encode_pandas(pd, obj, arrays, refs, budget, depth):
@@ -339,16 +351,31 @@ def decode(node, arrays, ref=None, _budget: _Budget | None = None, _depth: int =
 
 
 def _decode_column(node, arrays):
+    """The values of a pandas column: a numpy array, or an object array and the dtype to give it."""
+    np = _numpy()
+    if type(node) is dict and "$values" in node:
+        values = node["$values"]
+        if type(values) is not list or not all(v is None or type(v) in (str, int, float, bool) for v in values):
+            raise Unreadable("a pandas column of unknown values")
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+        return arr, node.get("dtype") if type(node.get("dtype")) is str else "object"
     arr = arrays.get(node.get("$array")) if type(node) is dict and type(node.get("$array")) is str else None
-    if not isinstance(arr, _numpy().ndarray):
+    if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind not in "biufcmM":
         raise Unreadable("a pandas column without its array")
-    if arr.ndim != 1:
-        raise Unreadable("a pandas column that is not one-dimensional")
-    if node.get("text") is True:
-        if arr.dtype.kind != "U":
-            raise Unreadable("a text column that is not text")
-        return arr.astype(object)
-    return arr.copy()
+    return arr.copy(), None
+
+
+def _pandas_values(pd, column):
+    """A Series of the column's values, in its own pandas dtype when that dtype is a plain one."""
+    arr, dtype = column
+    s = pd.Series(arr, copy=False)
+    if dtype not in (None, "object"):
+        try:
+            s = s.astype(pd.api.types.pandas_dtype(dtype))
+        except (TypeError, ValueError):  # a dtype this pandas does not know: the values stay objects
+            pass
+    return s
 
 
 def _decode_pandas(kind, node, arrays, sub):
@@ -360,24 +387,25 @@ def _decode_pandas(kind, node, arrays, sub):
             raise Unreadable("$range_index: three integers")
         return pd.RangeIndex(*v, name=_label(sub(node.get("name"))))
     if kind == "$index":
-        return pd.Index(_decode_column(node["$index"], arrays), name=_label(sub(node.get("name"))))
+        return pd.Index(_pandas_values(pd, _decode_column(node["$index"], arrays)), name=_label(sub(node.get("name"))))
     index = sub(node.get("index"))
     if not isinstance(index, pd.Index):
         raise Unreadable(f"{kind}: no index")
     if kind == "$series":
-        values = _decode_column(node["$series"], arrays)
+        values = _pandas_values(pd, _decode_column(node["$series"], arrays))
         if len(values) != len(index):
             raise Unreadable("$series: as many values as labels")
-        return pd.Series(values, index=index, name=_label(sub(node.get("name"))), copy=False)
+        values.index, values.name = index, _label(sub(node.get("name")))
+        return values
     columns = sub(node.get("columns"))
     data = node["$dataframe"]
     if not isinstance(columns, pd.Index) or type(data) is not list or len(data) != len(columns):
         raise Unreadable("$dataframe: columns and their labels")
-    values = [_decode_column(c, arrays) for c in data]
+    values = [_pandas_values(pd, _decode_column(c, arrays)) for c in data]
     if any(len(v) != len(index) for v in values):
         raise Unreadable("$dataframe: columns as long as the index")
-    frame = pd.DataFrame({k: v for k, v in enumerate(values)}, index=index)
-    frame.columns = columns
+    frame = pd.concat(values, axis=1, ignore_index=True) if values else pd.DataFrame(index=range(len(index)))
+    frame.index, frame.columns = index, columns
     return frame
 
 
