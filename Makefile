@@ -2,7 +2,8 @@
 # all the set-up on a fresh machine: a virtual environment in .venv, torch first (PyTorch's CPU wheel
 # index asked first, then the default index: tools/install_torch.py), then the package with its
 # extras under constraints.txt; `make test`, `make assignments` and `make grade` add the grading
-# extra (otter-grader); `make test` also installs headless Chromium for the browser test when missing.
+# extra (otter-grader) and install bubblewrap (the grading sandbox) when missing; `make test` also
+# installs headless Chromium for the browser test when missing.
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
@@ -15,16 +16,17 @@ TORCH_SRC   := $(VENV)/torch-source.txt
 LOCK_VENV   := $(or $(TMPDIR),/tmp)/prunebook-constraints-venv
 TIME_LIMIT  ?= 300
 JOBS        ?= 1
+UNSAFE      ?=
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser book colab test assignments grade dist constraints tables clean
+.PHONY: help install browser sandbox book colab test assignments grade dist constraints tables clean
 
 help:
 	@echo "make book         - set up .venv, execute every chapter and build _build/html (strict)"
 	@echo "make test         - set up .venv and run the whole test suite (includes the strict book build)"
 	@echo "make colab        - write the Colab edition of every chapter to _build/colab/chapters"
 	@echo "make assignments  - student and solution copies and the grading bundle in _build/assignments [EXTRA_TESTS=<dir>]"
-	@echo "make grade SUBMISSIONS=<dir> - grade every notebook in <dir>: _build/grades.csv, _build/feedback/ [TIME_LIMIT=300 JOBS=1 CHAPTER=]"
+	@echo "make grade SUBMISSIONS=<dir> - grade every notebook in <dir>, each in a sandbox: _build/grades.csv, _build/feedback/ [TIME_LIMIT=300 JOBS=1 CHAPTER= UNSAFE=1]"
 	@echo "make dist         - build the sdist and wheel into dist/ and check them (twine check --strict)"
 	@echo "make constraints  - re-resolve the toolchain (book, test, grading) in a fresh venv and rewrite $(CONSTRAINTS)"
 	@echo "make tables       - recompute the precomputed sweep tables shipped in src/prunebook/book/tables (slow)"
@@ -51,6 +53,17 @@ browser:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
+# Debian's bubblewrap (bwrap): every submission is graded in a bwrap sandbox (tools/sandbox.py).
+# Without apt-get (macOS) nothing is installed here: `make grade` then refuses, naming the ways out.
+sandbox:
+	@if command -v bwrap >/dev/null 2>&1; then \
+		echo "sandbox: $$(command -v bwrap) ($$(bwrap --version))"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap; \
+	else \
+		echo "sandbox: bubblewrap is not installed and there is no apt-get here: make grade will refuse to grade (see README: UNSAFE=1, Docker)"; \
+	fi
+
 book: install
 	$(BIN)/python tools/build_book.py
 
@@ -58,15 +71,15 @@ book: install
 colab: install
 	$(BIN)/python tools/colab_edition.py
 
-test: $(GRADER) browser
+test: $(GRADER) browser sandbox
 	$(BIN)/python -m pytest
 
-assignments: $(GRADER)
+assignments: $(GRADER) sandbox
 	$(BIN)/python tools/make_assignments.py --out _build/assignments $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
 
-grade: $(GRADER)
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder> [TIME_LIMIT=300] [JOBS=1] [CHAPTER=<chapter>]"; exit 2; }
-	$(BIN)/python tools/grading.py --submissions $(SUBMISSIONS) --time-limit $(TIME_LIMIT) --jobs $(JOBS) $(if $(CHAPTER),--chapter $(CHAPTER))
+grade: $(GRADER) sandbox
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder> [TIME_LIMIT=300] [JOBS=1] [CHAPTER=<chapter>] [UNSAFE=1]"; exit 2; }
+	$(BIN)/python tools/grading.py --submissions $(SUBMISSIONS) --time-limit $(TIME_LIMIT) --jobs $(JOBS) $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(filter 1,$(UNSAFE)),--unsafe)
 
 tables: install
 	$(BIN)/python -m prunebook.book.precomputed build $(TABLES)

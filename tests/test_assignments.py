@@ -438,6 +438,12 @@ def test_bundle_has_a_question_per_code_exercise(tmp_path):
                 assert test.count("hidden=True") == n_hidden and test.count("hidden=False") == 1
             assert json.loads(z.read("otter_config.json")).get("assignment_name") is None
     assert "total([1, 1])" in zipfile.ZipFile(tmp_path / "grading" / "90_fixture.zip").read("tests/90.2.py").decode()
+    reference = _nb(tmp_path / "grading" / "90_fixture.reference.ipynb")  # what the grader runs as the reference
+    ref_exercises = assign.code_exercises(reference, "90_fixture")
+    assert [len(e.hidden) for e in ref_exercises] == [1, 2, 1], "hidden tests kept, the extra test after 90.2's"
+    extra_cell = reference["cells"][ref_exercises[1].hidden[-1]]
+    assert extra_cell["source"] == "assert total([1, 1]) == 2\n" and "extra-check" in extra_cell["metadata"]["tags"]
+    assert assign.format_problems(reference, "90_fixture") == [], "the reference is still the chapter, in its format"
     converted = _nb(tmp_path / "grading" / "01_data_model.json")["questions"]
     assert all(q["hidden_tests"] >= 1 and q["level"] in assign.LEVELS for q in converted)
 
