@@ -10,6 +10,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from prunebook.seeds import numpy_rng
+
 __all__ = ["step_size_figure", "two_stages_figure", "closed_form_figure", "neurons_figure",
            "overshoot_figure", "race_figure", "memorized_figure", "loss_gap_figure"]
 
@@ -155,7 +157,7 @@ def overshoot_figure(panels, figsize=(7.3, 3.4)):
         ratio, e1, ef = map(np.asarray, (ratio, e1, ef))
         left = 0.02
         x = np.where(ratio > 0, ratio, left)
-        jit = np.random.default_rng(0).uniform(0.9, 1.1, len(x))
+        jit = numpy_rng(0).uniform(0.9, 1.1, len(x))
         ax.scatter(x * jit, e1, s=16, color="C0", label="GD, lr = 1", zorder=3)
         ax.scatter(x * jit, ef, s=22, marker="x", color="C1", label="flow", zorder=2)
         ax.axvline(1, color="k", ls=":", lw=1)
@@ -240,7 +242,7 @@ def loss_gap_figure(p, seeds, rho_sum, factor, fresh, lost, typical=None, figsiz
         ax.plot(*typical, color="k", ls="--", lw=1.5, label="heuristic, typical head starts")
         ax.legend(fontsize=SMALL, loc="lower left")
     ax.set(yscale="log", xlabel="pruning fraction p", ylabel=r"memorization $\sum\rho^+$", title="(a) one line per seed")
-    jit = np.random.default_rng(1).uniform(-0.015, 0.015, len(p))
+    jit = numpy_rng(1).uniform(-0.015, 0.015, len(p))
     ok = ~lost
     bx.scatter(p[ok] + jit[ok], factor[ok], s=16, color="C0", label="memorization factor")
     bx.scatter(p[ok] + jit[ok], fresh[ok], s=20, marker="x", color="C1", label="fresh factor")

@@ -26,6 +26,7 @@ __all__ = ["TABLES", "load", "build"]
 #: wrong-sign neurons in both. The chapter recomputes each network's first step from its seed.
 from prunebook.experiment import Setting  # noqa: E402
 from prunebook.seeds import network_seeds  # noqa: E402
+from prunebook.conventions import LOSS_TARGET  # noqa: E402
 
 OVERSHOOT_P = (0.93,)
 OVERSHOOT_CONFIGS = {  # name: (q, sigma_0, seed block)
@@ -47,7 +48,7 @@ for _name, (_q, _s0, _start) in OVERSHOOT_CONFIGS.items():
                     f"the loss target); d = 5000, m = 10, n = 50, q = {_q:g}, ||mu|| = 18, sigma_0 = {_s0:g}; p = 0.93, "
                     "the same 100 seeds",
         axes={"p": OVERSHOOT_P}, seeds=tuple(network_seeds(0, 100, start=_start)),
-        base=_base.with_(dynamics="flow", t_end=300.0, stop_loss=1e-2),
+        base=_base.with_(dynamics="flow", t_end=300.0, stop_loss=LOSS_TARGET),
     ))
 
 

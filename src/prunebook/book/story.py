@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from prunebook.conventions import SUCCESS_ERROR
+from prunebook.seeds import numpy_rng
 
 __all__ = ["STORY_TABLE", "FIGURES", "regimes", "regimes_figure", "schematic_figure", "write_figures"]
 
@@ -65,7 +66,6 @@ def regimes_figure(table: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     from prunebook.book.phase_figures import pruning_axis
-    from prunebook.seeds import numpy_rng
 
     r = regimes(table)
     per_p = r["per_p"]
@@ -146,7 +146,7 @@ def schematic_figure():
     rows = [("usable: keeps $\\mu$'s coordinate,\nright initial sign: learns the signal", "+", True),
             ("wrong sign: keeps it, but its\ninitial overlap has the wrong sign: stalls", "\u2212", True),
             ("pruned: $\\mu$'s coordinate is masked:\nsees only noise", "", False)]
-    rng = np.random.default_rng(3)
+    rng = numpy_rng(3)
     for i, (text, sign, kept) in enumerate(rows):
         y0 = 6.4 - 3.0 * i
         keep = rng.random(11) > 0.5
