@@ -83,6 +83,76 @@ for _name, (_lr, _steps) in LR_ABLATION.items():
     ))
 
 
+#: ---- chapter 4 on the gradient flow (the theory's regime; the tables above are lr = 1 GD, kept for
+#: chapter 2 and for the large-step contrast). Seed blocks 50_000 to 55_000 are fresh: the
+#: configurations were chosen on exploratory seeds outside them.
+
+#: The (p, n) phase diagram on the flow: the grid of phase_pn, 20 seeds a cell, t = 3000 (the horizon
+#: of phase_pn, lr x steps = 3000), no early stop.
+register(TableSpec(
+    name="phase_pn_flow", version=1,
+    description="fine (p, n) phase diagram on the gradient flow: p on a log(1 - p) grid (21 values, 0 to 0.99), "
+                "n from 10 to 160 (9 values, geometric), 20 seeds a cell; d = 1000, m = 20, q = 3, ||mu|| = 8, t = 3000",
+    axes={"p": PHASE_PN_P, "n": PHASE_PN_N}, seeds=tuple(network_seeds(0, 20, start=50_000)),
+    base=Setting(d=1000, m=20, q=3.0, mu_norm=8.0, dynamics="flow", t_end=3000.0),
+))
+
+#: The race boundary's scaling at q = 4 on the flow (q = 3 is phase_pn_flow at p <= 0.9).
+SCALING_FLOW_N = (*PHASE_PN_N, 226)
+register(TableSpec(
+    name="scaling_q4_flow", version=1,
+    description="race boundary scaling on the gradient flow: (p, n) grid, p = 0 to 0.9 on a log(1 - p) grid "
+                "(11 values), n = 10 to 226 (10 values), 12 seeds a cell; q = 4, d = 1000, m = 20, ||mu|| = 9.5, t = 3000",
+    axes={"p": SCALING_P, "n": SCALING_FLOW_N}, seeds=tuple(network_seeds(0, 12, start=51_000)),
+    base=Setting(d=1000, m=20, q=4.0, mu_norm=9.5, dynamics="flow", t_end=3000.0),
+))
+
+#: The (p, ||mu||) phase diagram on the flow at n = 50.
+PHASE_PMU_P = PHASE_PN_P[::2]  # 1 - p = 10^(-k/5), k = 0..10: p = 0 to 0.99
+PHASE_PMU_MU = (4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0)
+register(TableSpec(
+    name="phase_pmu_flow", version=1,
+    description="(p, ||mu||) phase diagram on the gradient flow: p on a log(1 - p) grid (11 values, 0 to 0.99), "
+                "||mu|| from 4 to 20 (10 values), 8 seeds a cell; d = 1000, m = 20, n = 50, q = 3, t = 3000",
+    axes={"p": PHASE_PMU_P, "mu_norm": PHASE_PMU_MU}, seeds=tuple(network_seeds(0, 8, start=52_000)),
+    base=Setting(d=1000, m=20, n=50, q=3.0, dynamics="flow", t_end=3000.0),
+))
+
+#: Finding 2 over every network, in the over-parameterized regime: m = 100, so that a network lacks
+#: a usable neuron in some class with probability about 2 ((1 + p)/2)^m <= 6e-5 for p <= 0.8; each
+#: network stops when its training loss reaches the book's target 1e-2 (matched training loss).
+#: The same seeds at m = 12 (the same training data) show what selection on usable neurons hides.
+FINDING2_P = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+FINDING2_SEEDS = tuple(network_seeds(0, 32, start=53_000))
+for _name, _m in (("finding2_flow", 100), ("finding2_m12_flow", 12)):
+    register(TableSpec(
+        name=_name, version=1,
+        description=f"finding 2 on the gradient flow at matched training loss: d = 2000, m = {_m}, n = 50, "
+                    "||mu|| = 15, stop at training loss 1e-2 (t <= 1000); p from 0 to 0.8 (9 values), 32 seeds a p",
+        axes={"p": FINDING2_P}, seeds=FINDING2_SEEDS,
+        base=Setting(d=2000, m=_m, n=50, mu_norm=15.0, dynamics="flow", t_end=1000.0, stop_loss=1e-2),
+    ))
+
+#: Finding 3 on the flow, in finding3's configuration (d = 5000, m = 10, n = 50, ||mu|| = 18):
+#: t = 2000 (the horizon of lr = 0.1 x 20000 steps), 100 fresh seeds a p.
+register(TableSpec(
+    name="finding3_flow", version=1,
+    description="finding 3 on the gradient flow with (1 - p) d >> n: d = 5000, m = 10, n = 50, ||mu|| = 18, "
+                "sigma_0 = 0.0045, t = 2000; p from 0 to 0.97 (10 values), 100 seeds a p",
+    axes={"p": FINDING3_P}, seeds=tuple(network_seeds(0, 100, start=55_000)),
+    base=Setting(d=5000, m=10, n=50, mu_norm=18.0, sigma_0=0.0045, dynamics="flow", t_end=2000.0),
+))
+
+#: The lr ablation's limit: the flow on the lr ablation's 16 seeds and grid (t = 1000 = lr x steps).
+register(TableSpec(
+    name="lr_ablation_flow", version=1,
+    description="lr ablation, the flow (lr -> 0): t = 1000; d = 1000, n = 50, m = 20, ||mu|| = 8; "
+                "p from 0 to 0.97 (7 values), 16 seeds a p, the seeds of the lr tables",
+    axes={"p": LR_ABLATION_P}, seeds=tuple(network_seeds(0, 16, start=45_000)),
+    base=Setting(d=1000, n=50, m=20, mu_norm=8.0, dynamics="flow", t_end=1000.0),
+))
+
+
 # ---- chapter 5 and 6 tables ----
 
 
