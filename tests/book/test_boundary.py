@@ -159,3 +159,12 @@ def test_an_outcome_replaces_success_in_the_boundary_and_the_slope():
     assert r.estimate == pytest.approx(1.0, abs=0.15)
     with pytest.raises(ValueError, match="outcome"):
         boundary.scaling_slope(df, outcome=rule[:5])
+
+
+def test_first_seeds_keeps_whole_seeds():
+    df = pd.DataFrame({"seed": [5, 3, 9, 3, 5, 1], "p": [0, 0, 0, 0.5, 0.5, 0.5]})
+    assert sorted(boundary.first_seeds(df, 2).seed) == [1, 3, 3]
+    assert boundary.first_seeds(df, None) is df
+    assert len(boundary.first_seeds(df, 10)) == 6
+    with pytest.raises(ValueError, match="k"):
+        boundary.first_seeds(df, 0)

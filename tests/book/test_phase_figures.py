@@ -87,3 +87,17 @@ def test_chapter_4_figure_builders():
     fig = failure_figure(failure_rates(df, 20), m=20, p_half=0.966)
     assert len(fig.axes[0].get_legend().get_texts()) == 3
     plt.close(fig)
+
+
+def test_dynamics_figure_draws_one_line_per_dynamics():
+    from prunebook.book.phase_figures import dynamics_figure
+
+    rng = np.random.default_rng(1)
+    tables = {label: pd.DataFrame([{"p": p, "seed": s, "test_error": float(rng.uniform(0, 0.5)), "converged": True}
+                                   for p in (0.0, 0.5, 0.9) for s in range(5)]) for label in ("lr = 1", "flow")}
+    fig = dynamics_figure(tables)
+    a1, a2 = fig.axes
+    assert len(a1.lines) == 2 and len(a2.lines) == 2
+    np.testing.assert_allclose(a1.lines[1].get_ydata(), tables["flow"].groupby("p").test_error.mean().to_numpy())
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["lr = 1", "flow"]
+    plt.close(fig)

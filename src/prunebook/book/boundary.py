@@ -32,7 +32,7 @@ from prunebook.stats import LEVEL, BootstrapResult, bootstrap_seeds, logistic_fi
 from prunebook.theory import prob_no_usable_neuron
 
 __all__ = [
-    "split_seeds", "success", "has_usable", "success_cells", "logistic_fit_multi", "boundary_per_row",
+    "split_seeds", "first_seeds", "success", "has_usable", "success_cells", "logistic_fit_multi", "boundary_per_row",
     "scaling_fit", "scaling_slope", "failure_rates", "choose_and_report", "slope_difference",
     "seed_bootstrap_fraction",
 ]
@@ -63,6 +63,17 @@ def split_seeds(seeds: Sequence[int]) -> tuple[list[int], list[int]]:
         raise ValueError(f"seeds: need at least two distinct seeds, got {len(s)}")
     half = len(s) // 2
     return s[:half], s[half:]
+
+
+def first_seeds(df: pd.DataFrame, k: int | None) -> pd.DataFrame:
+    """The rows of the ``k`` smallest seeds of a sweep table (every row if ``k`` is None): a quick
+    run (a chapter's smoke mode) on whole seeds, so that every network of a seed stays with it."""
+    _require(df, "seed")
+    if k is None:
+        return df
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: an integer >= 1 or None, got {k!r}")
+    return df[df["seed"].isin(sorted(df["seed"].unique())[:k])]
 
 
 def success(df: pd.DataFrame, level: float = SUCCESS_ERROR) -> np.ndarray:

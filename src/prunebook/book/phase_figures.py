@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["P_TICKS", "pruning_axis", "cell_edges", "success_map", "success_line", "COLUMN_WIDTH", "curves_figure",
-           "phase_figure", "scaling_figure", "failure_figure"]
+           "phase_figure", "scaling_figure", "failure_figure", "dynamics_figure"]
 
 #: tick labels of a pruning-fraction axis on the log(1 - p) scale
 P_TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -207,4 +207,30 @@ def failure_figure(rates: pd.DataFrame, *, m: int, p_half: float):
     pruning_axis(ax, ticks=(0, 0.5, 0.8, 0.9, 0.95, 0.97))
     ax.set(xlabel="pruning fraction $p$ (log(1 - p) scale)", ylabel="fraction of networks", ylim=(-0.02, 1.02))
     _legend_below(ax, ncol=2)
+    return fig
+
+
+def dynamics_figure(tables: dict):
+    """The same networks trained with several dynamics (``tables``: label -> sweep table, e.g. GD at
+    learning rates 1, 0.1, 0.01 and the flow): (a) the mean test error against p, (b) the success
+    fraction with 95% Wilson bands."""
+    import matplotlib.pyplot as plt
+
+    from prunebook.book.boundary import success_cells
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(COLUMN_WIDTH, 3.4), layout="constrained")
+    markers = "osD^v<>"
+    for k, (label, df) in enumerate(tables.items()):
+        style = {"color": f"C{k}", "marker": markers[k % len(markers)], "ms": 5, "mfc": "none", "label": label}
+        mean = df.groupby("p").test_error.mean()
+        a1.plot(mean.index, mean.to_numpy(), lw=1.4, **style)
+        cells = success_cells(df.assign(_one=0), "p", "_one")
+        success_line(a2, cells, color=style["color"], marker=style["marker"], mfc="none", lw=1.4)
+    for ax in (a1, a2):
+        pruning_axis(ax, ticks=(0, 0.5, 0.8, 0.9, 0.95, 0.97))
+        ax.set_xlabel("pruning fraction $p$")
+    a1.set(ylabel="mean test error", title="(a) test error")
+    a2.set(ylabel="success fraction", ylim=(-0.02, 1.02), title="(b) success, 95% Wilson")
+    handles, labels = a1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(tables), frameon=False)
     return fig

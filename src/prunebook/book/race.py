@@ -38,7 +38,7 @@ from prunebook.seeds import stream_seed
 from prunebook.stats import LEVEL, bootstrap_seeds
 from prunebook.book.stages import blowup_time
 
-__all__ = ["race_ratio", "race_ratios", "stuck_samples", "first_step_overshoot", "rule_scores",
+__all__ = ["race_ratio", "race_ratios", "at_initialization", "stuck_samples", "first_step_overshoot", "rule_scores",
            "fit_constant_rule"]
 
 
@@ -50,13 +50,12 @@ def _require(df: pd.DataFrame, *columns: str) -> None:
             raise ValueError(f"df: missing column {col!r}")
 
 
-def _per_network(df: pd.DataFrame, fn) -> np.ndarray:
-    """Apply ``fn(W0, M, data, setting)`` -> array [P] to the networks of ``df``'s rows, rebuilt from
+def _networks(df: pd.DataFrame):
+    """Yield (row positions, W0, M, data, setting) for the networks of ``df``'s rows, rebuilt from
     their settings and seeds as :func:`prunebook.experiment.run` builds them: the rows sharing a
     (setting, seed) share their data and initial weights W0 [2, m, d], drawn once, and differ only
     in their masks u >= p, M [P, 2, m, d] (float64; data unbatched)."""
     _require(df, "p", "seed")
-    out = np.empty(len(df))
     ps = df["p"].to_numpy(float)
     groups: dict[tuple, list[int]] = {}
     for k, rec in enumerate(df.to_dict("records")):
@@ -65,6 +64,13 @@ def _per_network(df: pd.DataFrame, fn) -> np.ndarray:
         W0, _, data = build(setting, float(ps[idx[0]]), seed, dtype=torch.float64)
         u = mask_uniforms(W0.shape, seed=stream_seed(seed, "mask"))
         M = torch.stack([(u >= p).to(torch.float64) for p in ps[idx]])
+        yield idx, W0, M, data, setting
+
+
+def _per_network(df: pd.DataFrame, fn) -> np.ndarray:
+    """``fn(W0, M, data, setting)`` -> [P] for every network of ``df`` (see :func:`_networks`)."""
+    out = np.empty(len(df))
+    for idx, W0, M, data, setting in _networks(df):
         out[idx] = np.asarray(fn(W0, M, data, setting), float)
     return out
 
@@ -101,6 +107,17 @@ def race_ratios(df: pd.DataFrame) -> np.ndarray:
     usable neuron (no signal blow-up), and R > 1 predicts that the signal wins the race.
     """
     return _per_network(df, lambda W0, M, data, s: race_ratio(W0, M, data.mu, data.xi, data.y, q=s.q).numpy())
+
+
+def at_initialization(df: pd.DataFrame) -> pd.DataFrame:
+    """What each network's initialization decides, in one pass over a sweep table: its race ratio
+    ``R`` (:func:`race_ratio`; NaN where q <= 2) and its ``stuck`` training samples
+    (:func:`stuck_samples`). One row per row of ``df``, with ``df``'s index."""
+    R, stuck = np.empty(len(df)), np.empty(len(df), dtype=int)
+    for idx, W0, M, data, setting in _networks(df):
+        R[idx] = race_ratio(W0, M, data.mu, data.xi, data.y, q=setting.q).numpy() if setting.q > 2 else np.nan
+        stuck[idx] = stuck_samples(W0, M, data.X, data.y)
+    return pd.DataFrame({"R": R, "stuck": stuck}, index=df.index)
 
 
 def stuck_samples(df_or_W0, M=None, X=None, y=None) -> np.ndarray:
