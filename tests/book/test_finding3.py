@@ -34,14 +34,27 @@ def test_per_kind_errors_orders_one_class_networks_by_the_class_with_usable_neur
 
 
 def test_convergence_report_and_summary():
-    df = frame()
-    stuck = np.array([0, 0, 1, 0, 0])
-    rep = f3.convergence_report(df, stuck)
-    assert list(rep.seed) == [2, 4]
-    assert list(rep.at_ln2) == [True, False]  # seed 2 sits at ln 2 / n with one stuck sample; seed 4 is slow
-    summary = f3.convergence_summary({"t": df}, {"t": stuck})
+    from prunebook.book.race import stuck_samples
+    from prunebook.experiment import Setting, run
+
+    setting = Setting(d=40, n=30, m=2, dynamics="flow", t_end=200.0)
+    ps, seeds = [0.0, 0.5, 0.9] * 6, [s for s in range(6) for _ in range(3)]
+    df = run(setting, ps, seeds).table()
+    stuck = stuck_samples(df)
+    assert (stuck > 0).any(), "with m = 2 some networks start with a stuck sample"
+    assert not df.converged[stuck > 0].any(), "a stuck sample is never fitted"
+    rep = f3.convergence_report(df)
+    assert len(rep) == int((~df.converged).sum())
+    np.testing.assert_array_equal(rep.stuck, stuck[~df.converged.to_numpy()])
+    # a sample stalled at output 0 costs ln 2 / n and counts as a training error; a network with
+    # k of them and every other sample fitted sits at k ln 2 / n. The initialization flags samples
+    # with no active neuron of their class, but in d = 40 other samples' updates turn some on.
+    at = rep[rep.stalled > 0]
+    assert len(at) and (at.stalled == np.rint(at.train_error * 30)).all()
+    assert at.final_loss.to_numpy() == pytest.approx((at.stalled * np.log(2) / 30).to_numpy(), rel=0.01)
+    summary = f3.convergence_summary({"t": df, "none late": df[df.converged]})
     row = summary.loc["t"]
-    assert (row.networks, row.converged, row["not converged"], row["not converged, stuck sample"]) == (5, 3, 2, 1)
-    assert row["stuck but converged"] == 0
-    with pytest.raises(ValueError, match="stuck"):
-        f3.convergence_report(df, [1, 2])
+    assert (row.networks, row.converged, row["not converged"]) == (18, int(df.converged.sum()), len(rep))
+    assert row["stuck at initialization"] == int((rep.stuck > 0).sum())
+    assert row["stalled samples"] == int((rep.stalled > 0).sum())
+    assert summary.loc["none late", "not converged"] == 0

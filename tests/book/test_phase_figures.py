@@ -79,7 +79,8 @@ def test_chapter_4_figure_builders():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "a boundary" in labels and any("usable" in t for t in labels)
     plt.close(fig)
-    pts = pd.DataFrame({"p": [0.0, 0.5, 0.9], "n": [100.0, 50.0, np.nan], "lo": [80, 40, np.nan], "hi": [120, 60, np.nan]})
+    pts = pd.DataFrame({"p": [0.0, 0.5, 0.7, 0.9], "n": [100.0, 50.0, 40.0, np.nan], "lo": [80, 40, 42, np.nan],
+                        "hi": [120, 60, np.nan, np.nan]})  # an interval missing the estimate, one missing an end
     fig = scaling_figure({"q = 3": (pts, pts.assign(n=pts.n * 1.1))}, q_of={"q = 3": 3.0})
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.xaxis_inverted()

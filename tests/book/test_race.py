@@ -114,15 +114,3 @@ def test_fit_constant_rule_recovers_a_threshold():
     assert race.fit_constant_rule(df) == pytest.approx(5.0, rel=0.1)
     with pytest.raises(ValueError, match="df"):
         race.fit_constant_rule(df.assign(test_error=0.0))
-
-
-def test_at_initialization_is_race_ratios_and_stuck_samples_in_one_pass():
-    df = pd.concat([rows(Setting(d=40, n=30, m=2), [0.0, 0.5, 0.9], range(6)),
-                    rows(Setting(d=40, n=30, m=2, q=2.0), [0.0, 0.5], range(2))], ignore_index=True)
-    df.index = df.index + 100
-    out = race.at_initialization(df)
-    assert list(out.index) == list(df.index) and list(out.columns) == ["R", "stuck"]
-    q3 = (df.q == 3.0).to_numpy()
-    np.testing.assert_allclose(out.R[q3], race.race_ratios(df[q3]), rtol=1e-12)
-    assert out.R[~q3].isna().all()
-    np.testing.assert_array_equal(out.stuck, race.stuck_samples(df))

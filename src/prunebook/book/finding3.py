@@ -4,16 +4,15 @@ r"""Chapter 4: finding 3 network by network, and every run counted (finding 1's 
   only, or none at all (the usable-neuron law of chapter 2 predicts failure only for "none");
 - :func:`per_kind_errors`: per kind, how many networks failed and the per-class test errors (for
   "one class only": the class with usable neurons against the class without);
-- :func:`convergence_report`: every network that did not converge, with the training samples its
-  initialization leaves unfittable (:func:`prunebook.book.race.stuck_samples`) and whether its final
-  loss sits at k ln 2 / n (k samples with output exactly 0);
-- :func:`convergence_summary`: per table, all runs counted: converged, not converged, and how many
-  of the latter the initialization explains by stuck samples.
+- :func:`convergence_report`: every network that did not converge: whether it has training
+  samples stalled at output 0 (final loss k ln 2 / n), and whether its initialization predicted
+  them (:func:`prunebook.book.race.stuck_samples`);
+- :func:`convergence_summary`: per table, all runs counted: converged, not converged, stalled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -66,31 +65,39 @@ def per_kind_errors(df: pd.DataFrame, *, level: float = SUCCESS_ERROR) -> pd.Dat
     return pd.DataFrame(rows).set_index("kind")
 
 
-def convergence_report(df: pd.DataFrame, stuck: Sequence[int]) -> pd.DataFrame:
-    """The networks that did not converge, with ``stuck`` (one count per row of ``df``: training
-    samples no neuron of their class is active on at initialization), their final training loss
-    and training error, and ``at_ln2`` = the final loss equals stuck x ln 2 / n to 1% (each such
-    sample stalls at output 0, the others fitted)."""
+def convergence_report(df: pd.DataFrame) -> pd.DataFrame:
+    """Every network of ``df`` that did not converge, with its final training loss and error,
+
+    - ``stalled``: k >= 1 when the final loss is k ln 2 / n (to 1%) and the training error k / n:
+      k samples stalled at output exactly 0 (every neuron silent on them, sigma'(0) = 0), every
+      other sample fitted; else 0 (a network still fitting);
+    - ``stuck``: the training samples no neuron of their class is active on at initialization
+      (:func:`prunebook.book.race.stuck_samples`, computed for these networks only), the stalls
+      the initialization alone predicts (others happen during training, when the updates of other
+      samples switch off the neurons of a sample's class before they fit it).
+    """
+    from prunebook.book.race import stuck_samples
+
     _require(df, "converged", "final_loss", "train_error", "n", "p", "seed")
-    stuck = np.asarray(stuck)
-    if stuck.shape != (len(df),):
-        raise ValueError("stuck: need one count per row of df")
-    frame = df.assign(stuck=stuck)
-    bad = frame[~frame["converged"].astype(bool)]
-    expected = bad["stuck"] * np.log(2) / bad["n"]
-    at_ln2 = (bad["stuck"] > 0) & np.isclose(bad["final_loss"], expected, rtol=0.01)
-    cols = [c for c in ("p", "n", "seed", "final_loss", "train_error", "test_error", "stuck") if c in bad.columns]
-    return bad[cols].assign(at_ln2=at_ln2.to_numpy()).reset_index(drop=True)
+    bad = df[~df["converged"].astype(bool)]
+    stuck = stuck_samples(bad) if len(bad) else np.zeros(0, dtype=int)
+    k = np.rint(bad["final_loss"] * bad["n"] / np.log(2)).to_numpy()
+    errors = np.rint(bad["train_error"] * bad["n"]).to_numpy()
+    exact = np.isclose(bad["final_loss"], k * np.log(2) / bad["n"], rtol=0.01) & (k >= 1) & (errors == k)
+    cols = [c for c in ("p", "n", "seed", "final_loss", "train_error", "test_error") if c in bad.columns]
+    return bad[cols].assign(stalled=np.where(exact, k, 0).astype(int), stuck=stuck.astype(int)
+                            ).reset_index(drop=True)
 
 
-def convergence_summary(tables: Mapping[str, pd.DataFrame], stuck: Mapping[str, Sequence[int]]) -> pd.DataFrame:
-    """All runs counted, one row per table: networks, converged, not converged, not converged with a
-    stuck sample at initialization, and networks with a stuck sample that nevertheless converged."""
+def convergence_summary(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """All runs counted, one row per table: networks, converged, not converged, and of these the
+    networks with samples stalled at output 0 and those whose initialization predicted a stall
+    (:func:`convergence_report`)."""
     rows = []
     for name, df in tables.items():
         _require(df, "converged")
-        s = np.asarray(stuck[name]) > 0
-        ok = df["converged"].to_numpy(bool)
-        rows.append({"table": name, "networks": len(df), "converged": int(ok.sum()), "not converged": int((~ok).sum()),
-                     "not converged, stuck sample": int((~ok & s).sum()), "stuck but converged": int((ok & s).sum())})
+        late = convergence_report(df)
+        rows.append({"table": name, "networks": len(df), "converged": int(df["converged"].sum()),
+                     "not converged": len(late), "stalled samples": int((late["stalled"] > 0).sum()),
+                     "stuck at initialization": int((late["stuck"] > 0).sum())})
     return pd.DataFrame(rows).set_index("table")

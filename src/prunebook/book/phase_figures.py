@@ -174,7 +174,9 @@ def scaling_figure(points: dict, *, q_of: dict):
     for k, (label, (measured, predicted)) in enumerate(points.items()):
         color = f"C{k}"
         ok = measured.dropna(subset=["n"])
-        ax.errorbar(1 - ok.p, ok.n, yerr=[ok.n - ok.lo, ok.hi - ok.n], fmt="o", color=color, capsize=2, ms=5,
+        # a percentile interval need not contain the full-data estimate; a missing end draws no bar
+        yerr = [np.nan_to_num((ok.n - ok.lo).clip(lower=0)), np.nan_to_num((ok.hi - ok.n).clip(lower=0))]
+        ax.errorbar(1 - ok.p, ok.n, yerr=yerr, fmt="o", color=color, capsize=2, ms=5,
                     label=f"{label}: trained (flow)")
         pr = predicted.dropna(subset=["n"])
         ax.plot(1 - pr.p, pr.n, "s", mfc="none", color=color, ms=7, mew=1.4, label=f"{label}: predicted by R > 1")

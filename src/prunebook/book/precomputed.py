@@ -31,6 +31,7 @@ PHASE_PN_N = (10, 14, 20, 28, 40, 57, 80, 113, 160)
 #: 20 seeds a cell, from their own block; chapters split them (first half to fit, second to evaluate).
 PHASE_PN_SEEDS = tuple(network_seeds(0, 20, start=40_000))
 
+#: phase_pn is GD at learning rate 1 (chapter 2 reads it; chapter 4 runs on the flow, phase_pn_flow).
 register(TableSpec(
     name="phase_pn", version=1,
     description="fine (p, n) phase diagram: p on a log(1 - p) grid (21 values, 0 to 0.99), n from 10 to 160 "
@@ -39,38 +40,13 @@ register(TableSpec(
     base=Setting(d=1000, m=20, q=3.0, mu_norm=8.0, lr=1.0, steps=3000),
 ))
 
-#: The scaling test: the race boundary in (p, n) for q = 3 and 4 at d = 1000 and 4000 (phase_pn is
-#: q = 3, d = 1000). At d = 4000, sigma_0 sqrt(d) and lr d are kept as at d = 1000 (sigma_0 = 0.005,
-#: lr = 0.25), so one step moves the noise inner products as much; ||mu|| puts the boundary inside
-#: the n grid over a range of p below over-pruning.
-SCALING_P = PHASE_PN_P[:11]  # 1 - p = 10^(-k/10), k = 0..10: p = 0 to 0.9
-SCALING_N = (*PHASE_PN_N, 226)
-SCALING_CONFIGS = {  # name: (q, d, ||mu||, sigma_0, lr, n grid, seed block)
-    "scaling_q3_d4000": (3.0, 4000, 14.0, 0.005, 0.25, PHASE_PN_N, 41_000),
-    "scaling_q4_d1000": (4.0, 1000, 9.0, 0.01, 1.0, SCALING_N, 42_000),
-    "scaling_q4_d4000": (4.0, 4000, 18.0, 0.005, 0.25, SCALING_N, 43_000),
-}
-for _name, (_q, _d, _mu, _s0, _lr, _ns, _start) in SCALING_CONFIGS.items():
-    register(TableSpec(
-        name=_name, version=1,
-        description=f"race boundary scaling: (p, n) grid, p = 0 to 0.9 on a log(1 - p) grid, n = {_ns[0]} to {_ns[-1]}, "
-                    f"12 seeds a cell; q = {_q:g}, d = {_d}, m = 20, ||mu|| = {_mu:g}, sigma_0 = {_s0:g}, lr = {_lr:g}, 3000 steps",
-        axes={"p": SCALING_P, "n": _ns}, seeds=tuple(network_seeds(0, 12, start=_start)),
-        base=Setting(d=_d, m=20, q=_q, mu_norm=_mu, sigma_0=_s0, lr=_lr, steps=3000),
-    ))
-
-#: Finding 3 where it can be seen: (1 - p) d = 350 at the threshold p* = 1 - ln 2 / 10
-#: is seven times n; small steps (lr = 0.1, 20000 steps); 100 seeds a p for failure rates.
+#: p = 0 to 0.9 on the log(1 - p) grid of phase_pn: the scaling test's range (below over-pruning)
+SCALING_P = PHASE_PN_P[:11]
+#: Finding 3's pruning fractions (finding3_flow below)
 FINDING3_P = (0.0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
-register(TableSpec(
-    name="finding3", version=1,
-    description="finding 3 with (1 - p) d >> n: d = 5000, m = 10, n = 50, ||mu|| = 18, sigma_0 = 0.0045, lr = 0.1, "
-                "20000 steps; p from 0 to 0.97 (10 values), 100 seeds a p",
-    axes={"p": FINDING3_P}, seeds=tuple(network_seeds(0, 100, start=44_000)),
-    base=Setting(d=5000, m=10, n=50, mu_norm=18.0, sigma_0=0.0045, lr=0.1, steps=20000),
-))
 
-#: The lr ablation: lr = 1, 0.1, 0.01 at matched lr x steps (= 1000), the same 16 seeds (paired).
+#: The lr ablation: lr = 1, 0.1, 0.01 at matched lr x steps (= 1000), the same 16 seeds (paired):
+#: chapter 4's large-step contrast, with lr_ablation_flow below.
 LR_ABLATION = {"lr_ablation_lr1": (1.0, 1000), "lr_ablation_lr0p1": (0.1, 10_000), "lr_ablation_lr0p01": (0.01, 100_000)}
 LR_ABLATION_P = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97)
 for _name, (_lr, _steps) in LR_ABLATION.items():

@@ -38,7 +38,7 @@ from prunebook.seeds import stream_seed
 from prunebook.stats import LEVEL, bootstrap_seeds
 from prunebook.book.stages import blowup_time
 
-__all__ = ["race_ratio", "race_ratios", "at_initialization", "stuck_samples", "first_step_overshoot", "rule_scores",
+__all__ = ["race_ratio", "race_ratios", "stuck_samples", "first_step_overshoot", "rule_scores",
            "fit_constant_rule"]
 
 
@@ -109,24 +109,16 @@ def race_ratios(df: pd.DataFrame) -> np.ndarray:
     return _per_network(df, lambda W0, M, data, s: race_ratio(W0, M, data.mu, data.xi, data.y, q=s.q).numpy())
 
 
-def at_initialization(df: pd.DataFrame) -> pd.DataFrame:
-    """What each network's initialization decides, in one pass over a sweep table: its race ratio
-    ``R`` (:func:`race_ratio`; NaN where q <= 2) and its ``stuck`` training samples
-    (:func:`stuck_samples`). One row per row of ``df``, with ``df``'s index."""
-    R, stuck = np.empty(len(df)), np.empty(len(df), dtype=int)
-    for idx, W0, M, data, setting in _networks(df):
-        R[idx] = race_ratio(W0, M, data.mu, data.xi, data.y, q=setting.q).numpy() if setting.q > 2 else np.nan
-        stuck[idx] = stuck_samples(W0, M, data.X, data.y)
-    return pd.DataFrame({"R": R, "stuck": stuck}, index=df.index)
-
-
 def stuck_samples(df_or_W0, M=None, X=None, y=None) -> np.ndarray:
     """Training samples that no neuron of their own class is active on at initialization.
 
-    With sigma'(0) = 0 such a sample can never be fitted by GD or the flow: the neurons of its class
-    get no gradient from it, and those of the other class are pushed off it, so its output stalls
-    at 0 and its loss at ln 2 (ln 2 / n of the training loss). Called with a sweep table it rebuilds
-    each row's network and returns the count per row; called with (W0, M, X, y) of shapes
+    With sigma'(0) = 0 such a sample gets no gradient towards its class: the neurons of its class
+    are silent on it, and those of the other class are pushed off it, so its output goes to 0 and
+    its loss to ln 2 (ln 2 / n of the training loss), unless the updates driven by the *other*
+    samples turn a neuron of its class on. The converse also happens: those updates can switch off
+    the neurons of a sample's class before they fit it, so a sample can stall at output 0 during
+    training without being flagged here (chapter 4 counts both). Called with a sweep table it
+    rebuilds each row's network and returns the count per row; called with (W0, M, X, y) of shapes
     [..., 2, m, d], [..., 2, m, d], [..., n, 2, d], [..., n] it returns the counts [...].
     """
     if isinstance(df_or_W0, pd.DataFrame):
