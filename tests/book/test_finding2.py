@@ -75,7 +75,7 @@ def test_finding2_figure_draws_every_seed_and_the_contrast():
     axes = fig.axes
     assert len(axes) == 4 and all(ax.get_visible() for ax in axes)
     assert len(axes[0].lines) >= 8 + 1  # one line per seed and the mean
-    assert axes[1].get_yscale() == "log" and axes[2].get_yscale() == "log"
+    assert axes[1].get_yscale() == "symlog" and axes[2].get_yscale() == "log"
     labels = [t.get_text() for t in axes[3].get_legend().get_texts()]
     assert any("m = 12" in t for t in labels) and any("m = 100" in t for t in labels)
     plt.close(fig)

@@ -69,7 +69,7 @@ def test_chapter_4_figure_builders():
                         "final_loss": float(rng.uniform(1e-5, 1e-1)), "converged": bool(rng.uniform() > 0.1),
                         "usable_pos": int(rng.integers(0, 3)), "usable_neg": int(rng.integers(0, 3))}
                        for p in ps for n in ns for s in range(4)])
-    fig = curves_figure(df[df.n == 20], p_half=0.966, loss_target=1e-2, success_error=0.25)
+    fig = curves_figure(df[df.n == 20], m=20, p_half=0.966, loss_target=1e-2, success_error=0.25)
     assert len(fig.axes) == 2 and fig.get_size_inches()[0] <= COLUMN_WIDTH
     assert fig.axes[1].get_yscale() == "log"
     plt.close(fig)

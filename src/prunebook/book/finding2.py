@@ -116,7 +116,8 @@ def conditional_view(df: pd.DataFrame, value: str | Sequence[float]) -> pd.DataF
 def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, width: float = 6.6):
     """Finding 2 over every network, paired by seed: (a) test error, (b) test loss minus training loss
     (log scale), (c) memorization sum |rho| (log scale), each seed a thin line and the mean over seeds
-    a thick one with its 95% bootstrap band over seeds; (d), if ``contrast`` (a table with fewer
+    a thick one with its 95% bootstrap band over seeds (panel (b) is logarithmic above 10^-3 and
+    linear below, where a gap can be slightly negative); (d), if ``contrast`` (a table with fewer
     neurons) is given, the mean test-minus-training loss over all its networks, over those with a
     usable neuron in each class, and over all networks of ``df``."""
     import matplotlib.pyplot as plt
@@ -124,7 +125,7 @@ def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, w
     _require(df, "p", "seed", "test_error", "test_loss", "final_loss", "rho_abs_sum")
     m = int(df["m"].iloc[0]) if "m" in df.columns else None
     fig, axes = plt.subplots(2, 2, figsize=(width, 5.6), sharex=True, layout="constrained")
-    panels = (("test_error", "(a) test error", "linear"), (generalization_gap(df), "(b) test loss $-$ training loss", "log"),
+    panels = (("test_error", "(a) test error", "linear"), (generalization_gap(df), "(b) test loss $-$ training loss", "symlog"),
               ("rho_abs_sum", r"(c) memorization $\sum|\rho|$", "log"))
     for ax, (value, title, scale) in zip(axes.flat, panels):
         table = paired_table(df, value)
@@ -132,7 +133,12 @@ def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, w
         summary = against_dense(df, value, n_boot=200)
         ax.plot(summary.p, summary["mean"], color="k", lw=2, label="mean over seeds")
         ax.fill_between(summary.p, summary.lo, summary.hi, color="k", alpha=0.2, lw=0)
-        ax.set(title=title, yscale=scale)
+        ax.set(title=title)
+        if scale == "symlog":  # a gap can be slightly negative (test loss estimated on fresh samples)
+            ax.set_yscale("symlog", linthresh=1e-3)
+            ax.set_ylim(-1e-3, None)
+        else:
+            ax.set_yscale(scale)
     axes[0, 0].plot([], [], color="C0", lw=0.8, label="one seed (paired across $p$)")
     axes[0, 0].legend(loc="upper right", frameon=False, fontsize=10)
     ax = axes[1, 1]
@@ -145,7 +151,9 @@ def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, w
         main = conditional_view(df, generalization_gap(df))
         ax.plot(main.p, main["all"], "o-", color="k", label=f"m = {m}: all networks")
         ax.set(yscale="log", title="(d) mean test $-$ training loss")
-        ax.legend(frameon=False, fontsize=10, loc="lower left")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi * 30)  # room for the legend above the curves
+        ax.legend(frameon=False, fontsize=10, loc="upper right")
     else:
         ax.set_visible(False)
     for ax in axes[1]:
