@@ -26,7 +26,7 @@ help:
 	@echo "make assignments  - student and solution copies and the grading bundle in _build/assignments [EXTRA_TESTS=<dir>]"
 	@echo "make grade SUBMISSIONS=<dir> - grade every notebook in <dir>: _build/grades.csv, _build/feedback/ [TIME_LIMIT=300 JOBS=1 CHAPTER=]"
 	@echo "make dist         - build the sdist and wheel into dist/ and check them (twine check --strict)"
-	@echo "make constraints  - re-resolve the toolchain in a fresh venv and rewrite $(CONSTRAINTS)"
+	@echo "make constraints  - re-resolve the toolchain (book, test, grading) in a fresh venv and rewrite $(CONSTRAINTS)"
 	@echo "make tables       - recompute the precomputed sweep tables shipped in src/prunebook/book/tables (slow)"
 
 $(STAMP): pyproject.toml Makefile $(CONSTRAINTS) tools/install_torch.py
@@ -76,13 +76,17 @@ dist: install
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/python -m twine check --strict dist/*
 
-# A fresh venv, torch as above, the extras resolved anew (no constraints), then frozen.
+# A fresh venv, torch as above, the book and test extras resolved anew (no constraints) and frozen;
+# then the grading extra (otter-grader) installed under those pins, so that it never moves the
+# book's tree (it fails instead), and all three extras' tree frozen into $(CONSTRAINTS).
 constraints:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LOCK_VENV)/bin/python tools/install_torch.py $(TORCH) --index $(TORCH_INDEX)
 	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[book,test]'
+	$(LOCK_VENV)/bin/python tools/constraints.py freeze --extras book,test --out $(LOCK_VENV)/book-test.txt
+	$(LOCK_VENV)/bin/python -m pip install --quiet -c $(LOCK_VENV)/book-test.txt -e '.[grading]'
 	$(LOCK_VENV)/bin/python tools/constraints.py freeze --out $(CONSTRAINTS)
 	rm -rf $(LOCK_VENV)
 

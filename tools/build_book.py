@@ -1,14 +1,17 @@
 """Build the book strictly, never from an execution cache made with older package code.
 
     python tools/build_book.py [--root DIR] [--src DIR]
+    python tools/build_book.py --figures-only     # only draw the introduction's figures
 
 MyST-NB's execution cache (jupyter-cache) keys each notebook on its own code cells only, and
 Sphinx skips pages whose sources did not change, so a change to the package would let the book
 serve outputs computed by the old code. This script keeps a fingerprint of the package source
 (``--src``, every file under it, and ``pyproject.toml``) in ``_build``; when it changes, the
 execution cache is deleted and every page rebuilt (``--all``), so every chapter re-executes.
-It then runs ``jupyter-book build -n -W --keep-going`` (warnings and broken references are
-errors) and, on failure, prints the execution reports.
+It then draws the figures of the pages that are not executed (the introduction's story figures,
+:mod:`prunebook.book.story`, from the shipped tables into ``_static/generated/``, when the
+introduction refers to them), runs ``jupyter-book build -n -W --keep-going`` (warnings and broken
+references are errors) and, on failure, prints the execution reports.
 """
 
 from __future__ import annotations
@@ -37,7 +40,23 @@ def cache_dir(root: pathlib.Path) -> pathlib.Path:
     return root / cfg.get("execute", {}).get("cache", "_build/.jupyter_cache")
 
 
+GENERATED = "_static/generated"
+
+
+def generate_figures(root: pathlib.Path) -> list[pathlib.Path]:
+    """Draw the introduction's figures into ``<root>/_static/generated`` when ``intro.md`` uses them."""
+    intro = root / "intro.md"
+    if not intro.exists() or GENERATED not in intro.read_text():
+        return []
+    from prunebook.book.story import write_figures
+
+    paths = write_figures(root / GENERATED)
+    print("drew " + ", ".join(str(p.relative_to(root)) for p in paths), flush=True)
+    return paths
+
+
 def build(root: pathlib.Path, src: pathlib.Path) -> int:
+    generate_figures(root)
     stamp = root / "_build" / ".src-fingerprint"
     current = fingerprint(src, [root / "pyproject.toml"])
     cache = cache_dir(root)
@@ -68,7 +87,11 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=pathlib.Path, default=ROOT)
     ap.add_argument("--src", type=pathlib.Path, default=ROOT / "src")
+    ap.add_argument("--figures-only", action="store_true", help="only draw the introduction's figures")
     args = ap.parse_args(argv)
+    if args.figures_only:
+        generate_figures(args.root.resolve())
+        return 0
     return build(args.root.resolve(), args.src.resolve())
 
 

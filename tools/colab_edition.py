@@ -20,6 +20,23 @@ MyST flattened to plain Markdown, numbered exactly as the book numbers it:
 - cells tagged ``remove-cell``, ``remove-input`` or ``hidden-check`` are dropped; the install cell
   stays first.
 
+Colab's own interface then does what the book's toggles do (``write``, ``make colab``; the student
+and solution copies of ``tools/assignments.py`` are flattened without it):
+
+- a code exercise (a cell with ``# BEGIN SOLUTION`` blocks) becomes its **stub** (each solution
+  block replaced by ``raise NotImplementedError(...)``, as in a student copy), then its **solution**
+  in a cell Colab shows folded (``cellView: form``, first line ``#@title Solution (double-click to
+  show)``), then its check: the solution is one click away, and "Run all" still completes, since
+  the stub only defines what the folded solution redefines before the check runs;
+- other cells tagged ``hide-input`` or ``hide-cell`` (plotting, glue, claims) are folded the same
+  way, titled by their first comment line;
+- an evidence block (``:::{admonition} Evidence: ...`` with ``:class: dropdown``) becomes a
+  **collapsed section**: a heading cell listed in the notebook's ``metadata.colab.collapsed_sections``
+  (Colab's format: the ids of the heading cells whose sections start collapsed), its text, and the
+  folded code cells after it. A Colab section runs to the next heading of the same or a higher
+  level, so this needs a heading (or the end) right after the block's cells; where the main text
+  goes on instead, the block becomes a closed ``<details>`` (any other dropdown admonition too).
+
 Any directive or role this script does not know stops it with an error naming the chapter and the
 cell, so new MyST cannot leak into the edition as raw text.
 """
@@ -43,6 +60,9 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "colab"
 DROP_TAGS = {"remove-cell", "remove-input", "hidden-check"}
+FOLD_TAGS = {"hide-input", "hide-cell"}
+SOLUTION_TITLE = "#@title Solution (double-click to show)"
+EVIDENCE = "Evidence"
 PROOF_TYPES = ("axiom", "theorem", "lemma", "algorithm", "definition", "remark", "conjecture", "corollary",
                "criterion", "example", "property", "observation", "proposition", "assumption", "notation")
 ADMONITIONS = ("note", "tip", "hint", "important", "warning", "caution", "attention", "danger", "error",
@@ -77,6 +97,7 @@ class Book:
     chapters: list[str]        # docnames of the notebook chapters, book order ("chapters/01_data_model")
     numbers: dict              # docname -> chapter number ("1") or None (an unnumbered chapter)
     bib: object                # pybtex BibliographyData
+    root_doc: str = "intro"    # the landing page (_toc.yml's root), numbered first
 
 
 def base_url(config: dict) -> str:
@@ -122,7 +143,7 @@ def load_book(root: pathlib.Path = ROOT) -> Book:
     for f in bibfiles:
         for key, entry in pybtex.database.parse_file(str(root / f)).entries.items():
             bib.add_entry(key, entry)
-    return Book(root, base_url(config), repo_url, version, numfig, chapters, numbers, bib)
+    return Book(root, base_url(config), repo_url, version, numfig, chapters, numbers, bib, toc.get("root", "intro"))
 
 
 def _latex_text(s: str) -> str:
@@ -253,9 +274,11 @@ class Target:
 class Collector:
     """Numbers the targets of one chapter in document order, as Sphinx does."""
 
-    def __init__(self, book: Book, doc: str, targets: dict):
+    def __init__(self, book: Book, doc: str, targets: dict, counts: dict | None = None):
         self.book, self.doc, self.targets = book, doc, targets
-        self.counts: dict[str, int] = {}
+        # Sphinx numbers the unnumbered documents (the landing page, unnumbered parts) with one
+        # counter per kind across all of them, in reading order: pass the shared ``counts``
+        self.counts: dict[str, int] = {} if counts is None else counts
         self.pending_label: str | None = None
 
     def next_number(self, kind: str) -> str:
@@ -471,8 +494,11 @@ class Flattener:
 
     # -- blocks
     def markdown(self, text: str) -> str:
+        return self._render(blocks(text))
+
+    def _render(self, items: list) -> str:
         out = []
-        for item in blocks(text):
+        for item in items:
             if isinstance(item, Directive):
                 rendered = self.directive(item).strip("\n")
                 out.append("\n".join(item.indent + ln if ln else ln for ln in rendered.split("\n")))
@@ -494,6 +520,27 @@ class Flattener:
             self.fail("MyST substitution {{ ... }}: not supported by the edition")
         return self.inline(text)
 
+    def details(self, summary: str, body: str) -> str:
+        return f"<details>\n<summary>{summary}</summary>\n\n{self.markdown(body).strip()}\n\n</details>\n"
+
+    def pieces(self, text: str) -> list:
+        """The cell's Markdown flattened, split at its top-level evidence blocks: a list of str
+        (flattened Markdown) and (title, flattened body) pairs, one per evidence block."""
+        out, plain = [], []
+        for item in blocks(text):
+            if (isinstance(item, Directive) and item.name == "admonition" and not item.indent
+                    and item.argument.startswith(EVIDENCE)
+                    and "dropdown" in str(item.options.get("class", "")).split()):
+                if plain:
+                    out.append(self._render(plain))
+                    plain = []
+                out.append((self.inline(item.argument), self.markdown(item.body).strip()))
+            else:
+                plain.append(item)
+        if plain:
+            out.append(self._render(plain))
+        return [p for p in out if not isinstance(p, str) or p.strip()]
+
     def titled(self, title: str, body: str, end: str = "") -> str:
         inner = f"**{title}**" + ("\n\n" + self.markdown(body).strip() if body.strip() else "") + end
         return "\n" + "\n".join("> " + ln if ln.strip() else ">" for ln in inner.split("\n")) + "\n"
@@ -507,13 +554,15 @@ class Flattener:
         if name in ("code", "code-block", "sourcecode"):
             return f"```{d.argument}\n{d.body}\n```"
         if name == "admonition":
+            if "dropdown" in str(d.options.get("class", "")).split():
+                return self.details(self.inline(d.argument) or "Details", d.body)
             return self.titled(self.inline(d.argument) or "Note", d.body)
         if name in ADMONITIONS:
             title = self.inline(d.argument) if d.argument and name in ("topic", "sidebar") else name.capitalize()
             body = d.body if not (d.argument and name not in ("topic", "sidebar")) else d.argument + "\n" + d.body
             return self.titled("See also" if name == "seealso" else title, body)
         if name == "dropdown":
-            return f"<details>\n<summary>{self.inline(d.argument) or 'Details'}</summary>\n\n{self.markdown(d.body).strip()}\n\n</details>\n"
+            return self.details(self.inline(d.argument) or "Details", d.body)
         if name == "exercise":
             number = self.targets[label].number if label else None
             if not label and "nonumber" not in d.options:
@@ -581,10 +630,23 @@ def executed_glue(executed: dict | None) -> dict:
 
 
 def collect(book: Book) -> dict:
+    """Every labelled or numbered target of the book, numbered as Sphinx numbers them: each numbered
+    chapter on its own ("1.2"), the unnumbered documents (the landing page first, then unnumbered
+    chapters and pages in reading order) sharing one count ("3")."""
     targets: dict = {}
-    for doc in book.chapters:
+    shared: dict = {}
+    for doc in [book.root_doc, *book.numbers]:
+        counts = shared if book.numbers.get(doc) is None else None
+        md = book.root / f"{doc}.md"
+        if not (book.root / f"{doc}.ipynb").exists():
+            if md.exists():
+                try:
+                    Collector(book, doc, targets, counts).markdown(md.read_text())
+                except EditionError as e:
+                    raise EditionError(f"{doc}.md: {e}") from None
+            continue
         nb = json.loads((book.root / f"{doc}.ipynb").read_text())
-        c = Collector(book, doc, targets)
+        c = Collector(book, doc, targets, counts)
         for i, cell in enumerate(nb["cells"]):
             try:
                 if cell["cell_type"] == "markdown":
@@ -603,8 +665,12 @@ def banner(book: Book, doc: str) -> dict:
                        f"(`prunebook=={book.version}`).*"]}
 
 
-def edition(book: Book, doc: str, targets: dict, nb: dict | None = None) -> dict:
-    """The Colab edition of chapter ``doc`` (or of ``nb``, a copy of that chapter, e.g. a student copy)."""
+def edition(book: Book, doc: str, targets: dict, nb: dict | None = None, *, colab_ui: bool = True) -> dict:
+    """The Colab edition of chapter ``doc`` (or of ``nb``, a copy of that chapter, e.g. a student copy).
+
+    ``colab_ui``: fold code exercises' solutions, hide-input/hide-cell cells and evidence blocks with
+    Colab's forms and collapsed sections (module docstring); False keeps every cell as it is (the
+    flattened student and solution copies)."""
     path = book.root / f"{doc}.ipynb"
     nb = json.loads(path.read_text()) if nb is None else nb
     glue = executed_glue(_load("notebooks").executed(path, book.root))
@@ -619,10 +685,18 @@ def edition(book: Book, doc: str, targets: dict, nb: dict | None = None) -> dict
             flat = Flattener(book, doc, targets, glue, cells, i)
         flat.cell_index = i
         if cell["cell_type"] == "markdown":
-            new["source"] = flat.markdown("".join(cell["source"])).strip("\n")
+            source = "".join(cell["source"])
+            if colab_ui:
+                out += _markdown_cells(flat, new, source, i)
+                continue
+            new["source"] = flat.markdown(source).strip("\n")
         elif cell["cell_type"] == "code":
             new["outputs"], new["execution_count"] = [], None
             new["metadata"].pop("mystnb", None)
+            if colab_ui and "colab-install" not in tags:
+                folded = _fold(new, tags, f"{doc}.ipynb, cell {i}")
+                out += folded[:-1]
+                new = folded[-1]
         out.append(new)
         fig = cell["metadata"].get("mystnb", {}).get("figure") if cell["cell_type"] == "code" else None
         if fig is not None:
@@ -637,14 +711,105 @@ def edition(book: Book, doc: str, targets: dict, nb: dict | None = None) -> dict
         raise EditionError(f"{doc}.ipynb: the first cell is not the install cell (run tools/notebooks.py sync)")
     if flat is not None and flat.cited:
         raise EditionError(f"{doc}.ipynb: cites {flat.cited} after its last {{footbibliography}}")
+    out, collapsed = _sections(out, flat) if colab_ui else (out, [])
     result = {"cells": out, "metadata": copy.deepcopy(nb["metadata"]), "nbformat": 4, "nbformat_minor": 5}
-    result["metadata"]["colab"] = {"name": pathlib.PurePosixPath(doc).name + ".ipynb", "provenance": []}
+    result["metadata"]["colab"] = {"name": pathlib.PurePosixPath(doc).name + ".ipynb", "provenance": [],
+                                   **({"collapsed_sections": collapsed} if collapsed else {})}
     for c in result["cells"]:
         c["source"] = c["source"].splitlines(keepends=True) if isinstance(c["source"], str) else c["source"]
     leaks = raw_myst(result)
     if leaks:
         raise EditionError(f"{doc}.ipynb: MyST left in the edition: {leaks}")
     return result
+
+
+def _markdown_cells(flat: "Flattener", cell: dict, source: str, index: int) -> list[dict]:
+    """A markdown cell, flattened; each top-level evidence block becomes a placeholder cell
+    (metadata ``prunebook_evidence``) that :func:`_sections` turns into a section or a <details>."""
+    base = cell.get("id", f"cell-{index}")
+    cells = []
+    for k, piece in enumerate(flat.pieces(source)):
+        cid = base if k == 0 else f"{base}-{k}"
+        if isinstance(piece, str):
+            cells.append({**cell, "id": cid, "source": piece.strip("\n")})
+        else:
+            cells.append({"cell_type": "markdown", "id": cid, "metadata": {"prunebook_evidence": piece[0]},
+                          "source": piece[1]})
+    return cells or [{**cell, "source": ""}]
+
+
+def _title(source: str, fallback: str) -> str:
+    first = source.lstrip("\n").split("\n", 1)[0].strip()
+    text = first.lstrip("#").strip() if first.startswith("#") and not first.startswith("#@") else ""
+    return (text or fallback).replace('"', "'")
+
+
+def _fold(cell: dict, tags: set, where: str) -> list[dict]:
+    """A code cell as Colab shows it: an exercise as stub + folded solution; a hide-input/hide-cell
+    cell folded under a title; any other cell unchanged."""
+    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    if "# BEGIN SOLUTION" in source:
+        assignments = _load("assignments")
+        stub = {**copy.deepcopy(cell), "source": assignments.strip_code(source, where)}
+        stub["metadata"]["tags"] = [t for t in stub["metadata"].get("tags", []) if t not in FOLD_TAGS]
+        solution_lines = [ln for ln in source.split("\n") if ln.strip() not in (assignments.BEGIN, assignments.END)]
+        solution = {"cell_type": "code", "execution_count": None, "id": f"{cell.get('id', 'exercise')}-solution",
+                    "outputs": [], "source": SOLUTION_TITLE + "\n" + "\n".join(solution_lines),
+                    "metadata": {"cellView": "form", "tags": ["solution"]}}
+        return [stub, solution]
+    if tags & FOLD_TAGS:
+        folded = copy.deepcopy(cell)
+        folded["metadata"]["cellView"] = "form"
+        title = _title(source, "Code (double-click to show)")
+        folded["source"] = f'#@title {title}\n{source}'
+        return [folded]
+    return [cell]
+
+
+def _heading_level(cell: dict) -> int | None:
+    if cell["cell_type"] != "markdown":
+        return None
+    m = re.match(r"^(#{1,6})[ \t]+\S", "".join(cell["source"]).lstrip("\n"))
+    return len(m.group(1)) if m else None
+
+
+def _last_heading_level(cell: dict) -> int | None:
+    if cell["cell_type"] != "markdown":
+        return None
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1[ \t]*$", "", "".join(cell["source"]), flags=re.M | re.S)
+    levels = [len(m.group(1)) for m in re.finditer(r"^(#{1,6})[ \t]+\S", text, re.M)]
+    return levels[-1] if levels else None
+
+
+def _sections(cells: list[dict], flat: "Flattener") -> tuple[list[dict], list[str]]:
+    """Evidence placeholders -> a collapsed section (heading cell + body) where a heading of the same
+    or a higher level (or the end) follows the block's folded code cells; else a closed <details>."""
+    out, collapsed, level = [], [], 1
+    for k, cell in enumerate(cells):
+        title = cell.get("metadata", {}).get("prunebook_evidence")
+        h = _last_heading_level(cell)
+        if h is not None:
+            level = h
+        if title is None:
+            out.append(cell)
+            continue
+        own = min(level + 1, 6)
+        j = k + 1
+        while j < len(cells) and cells[j]["cell_type"] == "code" and cells[j]["metadata"].get("cellView") == "form" \
+                and "solution" not in cells[j]["metadata"].get("tags", []):
+            j += 1
+        after = _heading_level(cells[j]) if j < len(cells) and "prunebook_evidence" not in cells[j]["metadata"] else None
+        body = cell["source"]
+        if j == len(cells) or (after is not None and after <= own):
+            hid = f"{cell['id']}-evidence"
+            out.append({"cell_type": "markdown", "id": hid, "metadata": {"id": hid},
+                        "source": f"{'#' * own} {title}"})
+            out.append({"cell_type": "markdown", "id": cell["id"], "metadata": {}, "source": body})
+            collapsed.append(hid)
+        else:
+            out.append({"cell_type": "markdown", "id": cell["id"], "metadata": {},
+                        "source": f"<details>\n<summary>{title}</summary>\n\n{body}\n\n</details>"})
+    return out, collapsed
 
 
 RAW_MYST = re.compile(r"\{[A-Za-z][\w:.+-]*\}`|^[ \t]*(?:`{3,}|:{3,})[ \t]*\{|^[ \t]*\([^()\s]+\)=[ \t]*$", re.M)
@@ -672,7 +837,7 @@ def flatten_notebook(nb: dict, root: pathlib.Path = ROOT) -> dict:
     doc = next((d for d in book.chapters if pathlib.PurePosixPath(d).name == stem), None)
     if doc is None:
         raise EditionError(f"notebook: metadata prunebook.assignment {stem!r} names no chapter of the book")
-    flat = edition(book, doc, collect(book), nb=copy.deepcopy(nb))
+    flat = edition(book, doc, collect(book), nb=copy.deepcopy(nb), colab_ui=False)
     flat["metadata"]["prunebook"] = copy.deepcopy(nb["metadata"]["prunebook"])
     return flat
 

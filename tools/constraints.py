@@ -1,15 +1,21 @@
 """The book's toolchain pinned: constraints.txt, written from the running environment.
 
-    python tools/constraints.py freeze [--out constraints.txt]   # `make constraints` runs this in a fresh venv
+    python tools/constraints.py freeze [--out constraints.txt] [--extras book,test,grading]
     python tools/constraints.py check                            # every package the extras need here is pinned
 
 Jupyter Book 1 is in maintenance mode and its dependencies drift, so ``make`` installs the
 package with ``-c constraints.txt``. ``freeze`` walks the installed dependency tree of the
-package's requirements and its ``book`` and ``test`` extras (read from pyproject.toml) and pins
-every distribution in it, except torch (installed first, from PyTorch's CPU index, by
+package's requirements and its ``book``, ``test`` and ``grading`` extras (read from
+pyproject.toml; ``--extras`` chooses fewer) and pins every distribution in it, except torch (installed first, from PyTorch's CPU index, by
 tools/install_torch.py) and the CUDA-only packages that a CUDA torch brings. Each pin carries a
 ``python_version`` marker for the interpreter it was resolved with, so other Python versions
 resolve pyproject's ranges freely instead of failing on a pin made for another interpreter.
+
+One file for all three extras: ``make test`` installs them into one environment, so their trees
+must agree. ``make constraints`` resolves the book and test extras first, freezes them, then
+installs the grading extra (otter-grader) under those pins, so otter's tree never moves the
+book's; should otter ever need other versions of a shared package, that step fails, and the
+grader would need its own environment and constraints file.
 """
 
 from __future__ import annotations
@@ -27,15 +33,15 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EXTRAS = ("book", "test")
+EXTRAS = ("book", "test", "grading")
 UNPINNED = re.compile(r"^(torch|triton|nvidia-.*|prunebook)$")  # torch and what only a CUDA torch brings
 
 
-def top_level(root: pathlib.Path = ROOT) -> list[Requirement]:
-    """The package's requirements and those of its book and test extras."""
+def top_level(root: pathlib.Path = ROOT, extras: tuple[str, ...] = EXTRAS) -> list[Requirement]:
+    """The package's requirements and those of its extras (book, test and grading unless told)."""
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in EXTRAS:
+    for extra in extras:
         reqs += project["optional-dependencies"][extra]
     return [Requirement(r) for r in reqs]
 
@@ -75,15 +81,16 @@ def tree(requirements: list[Requirement]) -> dict[str, str]:
     return found
 
 
-def pins(root: pathlib.Path = ROOT) -> dict[str, str]:
+def pins(root: pathlib.Path = ROOT, extras: tuple[str, ...] = EXTRAS) -> dict[str, str]:
     """What constraints.txt should pin, from the running environment."""
-    return {name: ver for name, ver in sorted(tree(top_level(root)).items()) if not UNPINNED.match(name)}
+    return {name: ver for name, ver in sorted(tree(top_level(root, extras)).items()) if not UNPINNED.match(name)}
 
 
-def render(pinned: dict[str, str]) -> str:
+def render(pinned: dict[str, str], extras: tuple[str, ...] = EXTRAS) -> str:
     py = ".".join(platform.python_version_tuple()[:2])
+    names = ", ".join(extras[:-1]) + " and " + extras[-1] if len(extras) > 1 else extras[0]
     head = [
-        "# Constraints for the book's toolchain: every package of the book and test extras' tree, pinned",
+        f"# Constraints for the book's toolchain: every package of the {names} extras' tree, pinned",
         "# (torch aside: tools/install_torch.py installs it first). Used by every `pip install` of the",
         f"# Makefile. Resolved with Python {py} on {platform.system()} {platform.machine()}; the markers leave",
         "# other Python versions to pyproject's ranges. Refresh: `make constraints`. Do not edit by hand.",
@@ -113,14 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["freeze", "check"])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "constraints.txt")
+    parser.add_argument("--extras", default=",".join(EXTRAS), help=f"comma-separated, of {', '.join(EXTRAS)}")
     args = parser.parse_args(argv)
+    extras = tuple(e for e in args.extras.split(",") if e)
+    if not extras or set(extras) - set(EXTRAS):
+        parser.error(f"--extras: expected some of {', '.join(EXTRAS)}, got {args.extras!r}")
     try:
-        wanted = pins()
+        wanted = pins(extras=extras)
     except LookupError as err:
         print(f"constraints: {err}", file=sys.stderr)
         return 1
     if args.command == "freeze":
-        args.out.write_text(render(wanted))
+        args.out.write_text(render(wanted, extras))
         print(f"constraints: pinned {len(wanted)} packages in {args.out}", file=sys.stderr)
         return 0
     have = parse(args.out)

@@ -1,7 +1,7 @@
 """Install torch into the running virtual environment, the CPU build where PyTorch's index is reachable.
 
     .venv/bin/python tools/install_torch.py torch==2.13.0 --index https://download.pytorch.org/whl/cpu \\
-        [--timeout 5] [--record .venv/torch-source.txt]
+        [--timeout 5] [--record .venv/torch-source.txt] [--no-fallback]
 
 From plain PyPI on Linux, ``torch`` resolves to the CUDA build (several GB of NVIDIA libraries);
 PyTorch's CPU wheel index serves the CPU build. So:
@@ -9,7 +9,8 @@ PyTorch's CPU wheel index serves the CPU build. So:
 1. the first attempt asks the CPU index (``--index-url``; pip's own configuration, such as
    ``find-links`` or extra indexes, still applies), with a short ``--timeout`` and no retries, so
    an index that cannot be reached costs seconds, not minutes;
-2. if that fails, the second attempt asks pip's default index (PyPI unless configured otherwise).
+2. if that fails, the second attempt asks pip's default index (PyPI unless configured otherwise),
+   unless ``--no-fallback`` is given (tests/test_colab.py: Colab's torch, as a CPU build or not at all).
 
 It prints one line saying which build was installed and where the wheel came from (pip's
 installation report), and writes that line to ``--record``. Standard library only: it runs
@@ -77,8 +78,8 @@ def describe(name: str, report: dict | None, index: str) -> str:
     return f"{name} {version} ({build}) from {source}: {url}"
 
 
-def install(requirement: str, index: str, timeout: float) -> tuple[str, list[str]]:
-    """Install ``requirement``: the CPU index first, then the default index. Returns (line, log)."""
+def install(requirement: str, index: str, timeout: float, fallback: bool = True) -> tuple[str, list[str]]:
+    """Install ``requirement``: the CPU index first, then (``fallback``) the default index. Returns (line, log)."""
     if not index.startswith(("https://", "http://", "file:")):
         raise ValueError(f"index: expected an http(s) or file URL, got {index!r}")
     if not timeout > 0:
@@ -93,6 +94,11 @@ def install(requirement: str, index: str, timeout: float) -> tuple[str, list[str
         line = describe(name, report, index) + f" [first attempt, {seconds:.1f} s]"
         return line, log
     first_tail = output.strip().splitlines()[-TAIL:]
+    if not fallback:
+        raise RuntimeError(
+            f"could not install {requirement} from {index} after {seconds:.1f} s ({_reason(output)}); "
+            "not asking pip's default index (--no-fallback).\nLast lines:\n  " + "\n  ".join(first_tail)
+        )
     log.append(f"{name}: not found that way after {seconds:.1f} s ({_reason(output)}); asking pip's default index")
     print(log[-1], flush=True)
     rc, report, output, seconds = pip_install(requirement, [], capture=False)
@@ -121,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", required=True, help="the CPU wheel index, asked first")
     parser.add_argument("--timeout", type=float, default=5.0, help="pip's socket timeout for the first attempt (s)")
     parser.add_argument("--record", type=pathlib.Path, help="file to write the result line to")
+    parser.add_argument("--no-fallback", action="store_true", help="ask the CPU index only, never the default index")
     args = parser.parse_args(argv)
     try:
-        line, _ = install(args.requirement, args.index, args.timeout)
+        line, _ = install(args.requirement, args.index, args.timeout, fallback=not args.no_fallback)
     except (ValueError, RuntimeError) as err:
         print(f"install_torch: {err}", file=sys.stderr)
         return 1

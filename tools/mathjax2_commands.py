@@ -7,7 +7,7 @@ input jax, the AMSmath and AMSsymbols extensions, and the extensions the TeX jax
 (``\\boldsymbol``, ``\\newcommand``, ``\\href``, ...). This script reads those definition tables from
 the real MathJax 2.7.9 package (``npm pack mathjax@2.7.9``, or an unpacked ``--package`` directory)
 and writes ``tests/data/mathjax2_tex.txt``, one ``\\command`` or ``{environment}`` a line.
-tests/test_portable_math.py reads that file (no network at test time).
+tests/book/test_portable_math.py reads that file (no network at test time).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ __all__ = [
     "check_positive_int",
     "check_fractions",
     "check_one_of",
+    "check_probability",
+    "check_device",
+    "check_floating",
     "check_parameter",
     "PARAMETER_KINDS",
 ]
@@ -101,6 +104,42 @@ def check_fractions(name: str, p: object) -> np.ndarray:
     if not np.all((arr >= 0) & (arr < 1)):
         raise ValueError(f"{name}: every pruning fraction must lie in [0, 1), got {p!r}")
     return arr
+
+
+def check_probability(name: str, x: object) -> float:
+    """A number strictly between 0 and 1 (a level, a confidence)."""
+    if isinstance(x, bool) or not isinstance(x, Real) or not 0 < float(x) < 1:
+        raise ValueError(f"{name}: must be a number in (0, 1), got {x!r}")
+    return float(x)
+
+
+def check_floating(name: str, x: torch.Tensor) -> None:
+    """A floating-point tensor (a signal vector, weights, inputs)."""
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got {x.dtype}")
+
+
+def check_device(name: str, device: object) -> torch.device:
+    """A device this machine has: 'cpu', or an accelerator that is available."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"{name}: not a device name, got {device!r}") from exc
+    else:
+        raise ValueError(f"{name}: expected a device name such as 'cpu' or 'cuda', got {device!r}")
+    if dev.type == "cpu":
+        return dev
+    available = {"cuda": torch.cuda.is_available,
+                 "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if dev.type not in available or not available[dev.type]():
+        raise ValueError(f"{name}: {dev} is not available on this machine (torch {torch.__version__} sees "
+                         f"{'CUDA' if torch.cuda.is_available() else 'no CUDA device'}); use 'cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{name}: {dev} does not exist; this machine has {torch.cuda.device_count()} CUDA devices")
+    return dev
 
 
 def check_one_of(name: str, value: object, choices: Iterable) -> object:

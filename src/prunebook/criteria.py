@@ -6,8 +6,10 @@ Scores for the first-layer weights W [..., 2, m, d] at initialization:
 - SNIP (Lee et al., 2019): |g ⊙ w|, g the gradient of the training loss of the *dense* network
   (keep the highest);
 - GraSP (Wang et al., 2020): S = -(H g) ⊙ w, H the Hessian of the loss (Hessian-gradient product by
-  double backprop). As in the authors' implementation, the mask removes the weights with the
-  highest S and keeps the lowest;
+  double backprop). Removing weight k changes the squared gradient norm by about 2 S_k to first
+  order, so removing the highest S removes the weights whose removal reduces the gradient norm
+  least (raises it most): GraSP's rule, and the authors' implementation. The mask keeps the lowest
+  S (tested: GraSP's masks start training with a larger gradient than random masks);
 - SynFlow (Tanaka et al., 2020): |w ⊙ dR/dw| with R the output of the network with every weight
   (the fixed second layer included) replaced by its absolute value, on an all-ones input; data-free
   and iterative, pruning to the target in ``rounds`` steps on an exponential schedule (keep the
@@ -18,28 +20,23 @@ default: the same budget as random pruning gives each neuron in expectation) or
 ``round((1 - p) * 2 m d)`` in the whole layer (``per="global"``).
 
 For comparisons on many seeds: :func:`criterion_scores` computes a one-shot criterion's scores
-once per network, :func:`grid_masks` turns them into the masks of a (p, seed) grid,
+once per network, :func:`grid_masks` turns them into the masks of a (p, seed) grid, and
 :func:`coordinate_kept` says which neurons keep a coordinate (the signal) at every p without
-building the masks, and :func:`paired_comparison` tests each criterion against a baseline on the
-same seeds (McNemar on success, sign test on the error differences).
+building the masks. (Chapter 5's paired tests of criteria live in ``prunebook.book.criteria_study``.)
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import torch
 
 from prunebook._checks import check_fraction, check_positive_int, check_q, check_tensor
 from prunebook.activation import activation
-from prunebook.conventions import SUCCESS_ERROR
 from prunebook.network import mean_logistic_loss, output_from_preactivations, preactivations
 from prunebook.seeds import generator, stream_seed
-from prunebook.stats import mcnemar, sign_test
 
 __all__ = [
     "CRITERIA", "magnitude_scores", "snip_scores", "grasp_scores", "synflow_scores", "mask_from_scores", "criterion_mask",
-    "batch_masks", "criterion_scores", "grid_masks", "paired_comparison", "coordinate_kept",
+    "batch_masks", "criterion_scores", "grid_masks", "coordinate_kept",
 ]
 
 CRITERIA = ("random", "magnitude", "snip", "grasp", "synflow")
@@ -200,38 +197,6 @@ def grid_masks(scores: torch.Tensor, ps, *, per: str = "neuron") -> torch.Tensor
     if not ps:
         raise ValueError("ps: need at least one pruning fraction")
     return torch.cat([mask_from_scores(scores, p, per=per) for p in ps])
-
-
-def paired_comparison(errors, ps, *, baseline: str = "random", success_error: float = SUCCESS_ERROR):
-    """Each criterion against ``baseline`` on the same seeds, one row per (p, criterion): a pandas DataFrame.
-
-    ``errors`` maps a criterion's name to its test errors [len(ps), seeds] (row k at ps[k]; the same
-    seeds, in the same order, for every criterion). Columns: the success counts (test error below
-    ``success_error``) of both, the exact McNemar test on success (``better``: seeds where only the
-    criterion succeeds, ``worse``: only the baseline, ``mcnemar_p``), and the exact sign test on the
-    paired error differences (``lower_error``, ``higher_error``, ties dropped, ``sign_p``).
-    """
-    if baseline not in errors:
-        raise ValueError(f"baseline: {baseline!r} is not among the criteria {sorted(errors)}")
-    base = np.asarray(errors[baseline], dtype=float)
-    if base.ndim != 2 or base.shape[0] != len(ps):
-        raise ValueError(f"errors: expected arrays [len(ps), seeds] = [{len(ps)}, k], got {base.shape} for {baseline!r}")
-    rows = []
-    for name, err in errors.items():
-        err = np.asarray(err, dtype=float)
-        if err.shape != base.shape:
-            raise ValueError(f"errors: {name!r} has shape {err.shape}, the baseline {base.shape}")
-        if name == baseline:
-            continue
-        for k, p in enumerate(ps):
-            mc = mcnemar(err[k] < success_error, base[k] < success_error)
-            st = sign_test(base[k] - err[k])  # positive: the criterion has the lower error
-            rows.append({"p": float(p), "criterion": name, "baseline": baseline, "seeds": base.shape[1],
-                         "success": int((err[k] < success_error).sum()),
-                         "baseline_success": int((base[k] < success_error).sum()),
-                         "better": mc.a_better, "worse": mc.b_better, "mcnemar_p": mc.p_value,
-                         "lower_error": st.a_better, "higher_error": st.b_better, "sign_p": st.p_value})
-    return pd.DataFrame(rows)
 
 
 def coordinate_kept(scores: torch.Tensor, ps, *, index: int = 0) -> torch.Tensor:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from prunebook._checks import check_finite, check_positive, check_positive_int, check_tensor
+from prunebook._checks import check_device, check_finite, check_floating, check_positive, check_positive_int, check_tensor
 from prunebook.seeds import resolve_generator
 
 __all__ = ["SIGNAL_KINDS", "Dataset", "signal_vector", "sample_data", "stack_datasets"]
@@ -58,6 +58,7 @@ def signal_vector(
     """
     d = check_positive_int("d", d)
     mu_norm = check_positive("mu_norm", mu_norm)
+    device = check_device("device", device)
     if kind not in SIGNAL_KINDS:
         raise ValueError(f"kind: must be one of {SIGNAL_KINDS}, got {kind!r}")
     if kind == "sparse":
@@ -89,8 +90,7 @@ def sample_data(
     """
     n = check_positive_int("n", n)
     check_tensor("mu", mu, ndim=1)
-    if not mu.is_floating_point():
-        raise TypeError(f"mu: expected a floating-point tensor, got {mu.dtype}")
+    check_floating("mu", mu)
     check_finite("mu", mu)
     mu64 = mu.detach().to(device="cpu", dtype=torch.float64)
     norm = mu64.norm()

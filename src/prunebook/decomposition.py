@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import torch
 
-from prunebook._checks import check_binary, check_finite, check_tensor
+from prunebook._checks import check_binary, check_finite, check_floating, check_tensor
 
 __all__ = ["PatchSplit", "split_patches", "gram_matrices", "SignalNoiseBasis", "decompose", "reconstruct"]
 
@@ -180,6 +180,7 @@ def decompose(
         raise ValueError(f"W0: last three dimensions {tuple(W0.shape[-3:])} must equal W's {tuple(W.shape[-3:])}")
     for name, t in (("W", W), ("W0", W0), ("mu", mu), ("xi", xi)):
         check_tensor(name, t, ndim_min=1)
+        check_floating(name, t)
         check_finite(name, t)
     check_binary("M", M)
     if M.shape[-3:] != W.shape[-3:]:

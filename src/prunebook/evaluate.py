@@ -26,7 +26,9 @@ from typing import NamedTuple
 
 import torch
 
-from prunebook._checks import check_finite, check_one_of, check_positive, check_positive_int, check_q, check_tensor
+from numbers import Integral, Real
+
+from prunebook._checks import check_finite, check_floating, check_one_of, check_positive, check_positive_int, check_q, check_tensor
 from prunebook.activation import activation
 from prunebook.conventions import DEFAULT_TEST_SIZE, MIN_TEST_SIZE, class_signs
 from prunebook.data import sample_data
@@ -152,6 +154,7 @@ def test_statistics(
     q = check_q(q)
     check_one_of("method", method, METHODS)
     check_tensor("mu", mu, ndim_min=1)
+    check_floating("mu", mu)
     check_finite("mu", mu)
     d = W.shape[-1]
     bs = batch_shape(W, M, torch.zeros(1, 2, d, dtype=W.dtype, device=W.device))
@@ -159,22 +162,23 @@ def test_statistics(
     if mu.shape[-1] != d:
         raise ValueError(f"mu: last dimension {mu.shape[-1]} must equal d = {d}")
     if mu.dim() == 1:
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if isinstance(seed, bool) or not isinstance(seed, Integral):
             raise ValueError("seed: with a single mu, give one integer seed")
+        seed = int(seed)
         rows = int(torch.Size(bs).numel())
         seeds = [seed] * rows
         mus = mu.expand(rows, d)
     else:
         if mu.dim() != 2 or len(bs) == 0 or bs[0] != mu.shape[0]:
             raise ValueError(f"mu: with a batch of signals, mu must be [B, d] with B the first batch dimension; got {tuple(mu.shape)}")
-        if isinstance(seed, int) or len(seed) != mu.shape[0]:
+        if isinstance(seed, Integral) or not hasattr(seed, "__len__") or len(seed) != mu.shape[0]:
             raise ValueError(f"seed: give one seed per row of mu ({mu.shape[0]})")
         if len(bs) > 1:
             raise ValueError(f"W: with one seed per row of mu, W must be [B, 2, m, d]; got {tuple(W.shape)}")
         seeds, mus, rows = list(seed), mu, mu.shape[0]
     if not float(mus.norm(dim=-1).min()) > 0:
         raise ValueError("mu: the signal vector must be non-zero")
-    sigmas = [sigma_p] * rows if isinstance(sigma_p, (int, float)) else list(sigma_p)
+    sigmas = [sigma_p] * rows if isinstance(sigma_p, Real) else list(sigma_p)
     if len(sigmas) != rows:
         raise ValueError(f"sigma_p: give one noise level or one per network ({rows})")
     sigmas = [check_positive("sigma_p", s) for s in sigmas]

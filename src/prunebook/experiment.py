@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from numbers import Real
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prunebook._checks import check_fraction, check_nonneg_int, check_one_of, check_positive, check_positive_int, check_q
+from prunebook._checks import (check_binary, check_device, check_fraction, check_nonneg_int, check_one_of, check_positive,
+                               check_positive_int, check_q)
 from prunebook.conventions import DEFAULT_TEST_SIZE, LOSS_TARGET, MIN_TEST_SIZE
 from prunebook.data import SIGNAL_KINDS, Dataset, sample_data, signal_vector, stack_datasets
 from prunebook.evaluate import TestStatistics, test_statistics
@@ -136,13 +137,22 @@ SETTING_FIELDS = tuple(f.name for f in fields(Setting))
 BATCH_FIELDS = ("d", "n", "m", "q", "signal", "dynamics", "lr", "steps", "t_end", "rtol", "stop_loss")
 
 
-def grid(*axes: Sequence) -> tuple[list, ...]:
+def grid(*axes: Iterable) -> tuple[list, ...]:
     """The Cartesian product of ``axes`` as one list per axis (first axis slowest).
 
-    ``ps, seeds = grid(p_values, seed_list)`` gives every (p, seed) pair, p-major.
+    ``ps, seeds = grid(p_values, seed_list)`` gives every (p, seed) pair, p-major. An axis may be
+    any finite iterable (a list, a range, a generator).
     """
-    if not axes or any(len(a) == 0 for a in axes):
+    if not axes:
         raise ValueError("axes: need at least one non-empty axis")
+    listed = []
+    for a in axes:
+        if isinstance(a, (str, bytes)) or not isinstance(a, Iterable):
+            raise ValueError(f"axes: each axis must be a list of values, got {a!r}")
+        listed.append(list(a))
+    if any(len(a) == 0 for a in listed):
+        raise ValueError("axes: need at least one non-empty axis, and no empty one")
+    axes = listed
     rows = list(itertools.product(*axes))
     return tuple(list(col) for col in zip(*rows))
 
@@ -165,6 +175,20 @@ def build(setting: Setting, p: float, seed: int, *, dtype=torch.float32, device=
     return W0, (u >= p).to(dtype=dtype, device=device), ds
 
 
+def _pairs(ps, seeds) -> tuple[list[float], list[int]]:
+    """Validated (p, seed) pairs: as many seeds as pruning fractions, at least one."""
+    if isinstance(ps, (str, bytes)) or not isinstance(ps, Iterable):
+        raise ValueError(f"ps: a list of pruning fractions, got {ps!r}")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds: a list of integer seeds, got {seeds!r}")
+    ps, seeds = list(ps), list(seeds)
+    if not ps:
+        raise ValueError("ps: need at least one pruning fraction")
+    if len(ps) != len(seeds):
+        raise ValueError(f"seeds: need as many seeds as pruning fractions ({len(seeds)} vs {len(ps)})")
+    return [check_fraction("p", p) for p in ps], [check_nonneg_int("seeds", s) for s in seeds]
+
+
 def _settings(setting, count: int) -> list[Setting]:
     settings = [setting] * count if isinstance(setting, Setting) else list(setting)
     if len(settings) != count or not all(isinstance(s, Setting) for s in settings):
@@ -182,10 +206,11 @@ def build_batch(setting, ps: Sequence[float], seeds: Sequence[int], *, dtype=tor
 
     ``setting`` is one :class:`Setting` or one per network (sharing :data:`BATCH_FIELDS`).
     """
-    if len(ps) != len(seeds) or len(ps) == 0:
-        raise ValueError("seeds: need as many seeds as pruning fractions, at least one")
+    ps, seeds = _pairs(ps, seeds)
     settings = _settings(setting, len(ps))
-    ps = [check_fraction("p", p) for p in ps]
+    device = check_device("device", device)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: the book's networks are float32 or float64, got {dtype}")
     # networks that differ only in p share their data, initialization and mask uniforms: draw those once
     drawn = {key: _draw(*key, dtype=dtype, device=device) for key in dict.fromkeys(zip(settings, seeds))}
     parts = [drawn[key] for key in zip(settings, seeds)]
@@ -291,6 +316,7 @@ def run(
     random masks (e.g. masks from :mod:`prunebook.criteria`, computed on the same seeds' initial
     weights and data). The training error is always recorded.
     """
+    ps, seeds = _pairs(ps, seeds)
     settings = _settings(setting, len(ps))
     s0 = settings[0]
     if s0.dynamics == "gd":
@@ -300,10 +326,15 @@ def run(
     n_test = check_positive_int("n_test", n_test)
     if n_test < MIN_TEST_SIZE:
         raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
+    if masks is not None:
+        s = settings[0]
+        want = (len(ps), 2, s.m, s.d)
+        if not isinstance(masks, torch.Tensor) or tuple(masks.shape) != want:
+            raise ValueError(f"masks: expected a tensor of shape {want}, got "
+                             f"{tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__}")
+        check_binary("masks", masks)
     W0, M, ds = build_batch(settings, ps, seeds, dtype=dtype, device=device)
     if masks is not None:
-        if not isinstance(masks, torch.Tensor) or masks.shape != M.shape:
-            raise ValueError(f"masks: expected a tensor of shape {tuple(M.shape)}")
         M = masks.to(dtype=dtype, device=device)
     record = (record,) if isinstance(record, str) else tuple(record or ())
     if s0.dynamics == "gd":

@@ -17,6 +17,7 @@ import torch
 
 from prunebook._checks import (
     check_binary,
+    check_device,
     check_finite,
     check_labels,
     check_positive,
@@ -216,6 +217,7 @@ def init_weights(
     m = check_positive_int("m", m)
     d = check_positive_int("d", d)
     sigma_0 = check_positive("sigma_0", sigma_0)
+    device = check_device("device", device)
     g = resolve_generator(generator, seed)
     W = torch.randn(2, m, d, generator=g, dtype=torch.float64) * sigma_0
     return W.to(dtype=dtype, device=device)

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 import torch
 
-from prunebook._checks import check_binary, check_finite, check_fraction, check_tensor
+from numbers import Integral
+
+from prunebook._checks import check_binary, check_device, check_finite, check_floating, check_fraction, check_positive, check_tensor
 from prunebook.conventions import class_signs
 from prunebook.seeds import resolve_generator
 
@@ -27,10 +29,10 @@ def mask_uniforms(
     """
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
-    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 0 for s in shape):
         raise ValueError(f"shape: expected a sequence of non-negative ints, got {shape!r}")
     g = resolve_generator(generator, seed)
-    return torch.rand(tuple(shape), generator=g, dtype=torch.float64)
+    return torch.rand(tuple(int(s) for s in shape), generator=g, dtype=torch.float64)
 
 
 def random_mask(
@@ -48,6 +50,7 @@ def random_mask(
     same seed gives the same mask for every dtype and device.
     """
     p = check_fraction("p", p)
+    device = check_device("device", device)
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
     u = mask_uniforms(shape, generator=generator, seed=seed)
@@ -58,6 +61,7 @@ def _check_mask_and_signal(M: torch.Tensor, mu: torch.Tensor) -> None:
     check_tensor("M", M, ndim_min=3)
     check_binary("M", M)
     check_tensor("mu", mu, ndim_min=1)
+    check_floating("mu", mu)
     if mu.shape[-1] != M.shape[-1]:
         raise ValueError(f"mu: last dimension {mu.shape[-1]} must equal the mask's d = {M.shape[-1]}")
 
@@ -117,6 +121,7 @@ def neuron_snr(M: torch.Tensor, mu: torch.Tensor, sigma_p: float) -> torch.Tenso
     A neuron that keeps nothing gets SNR 0.
     """
     _check_mask_and_signal(M, mu)
+    sigma_p = check_positive("sigma_p", sigma_p)
     Mf = M.to(mu.dtype)
     sig = (Mf * mu[..., None, None, :]).norm(dim=-1)
     kept = Mf.sum(dim=-1)

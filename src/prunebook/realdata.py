@@ -1,17 +1,20 @@
 """A real data set, offline: scikit-learn's handwritten digits (shipped inside scikit-learn).
 
-- :func:`digits_binary`, :func:`digits_split`: even against odd digits, seeded splits (train, test;
-  or train, validation, test), one patch of 64 pixels;
+- :func:`digits_binary`, :func:`digits_split`, :func:`digits_parts`: even against odd digits, seeded
+  splits (train, test; or train, validation, test, and a held-out "rotation" split), one patch of
+  64 pixels;
 - :func:`add_noise_patch`, :func:`digits_networks`: the bridge towards the model we study, each image
   in the place of the signal patch and Gaussian noise in added dimensions as the noise patch;
-  :func:`class_mean_rotation` gives a sparse view of the images (the class-mean difference on one pixel);
+  :func:`class_mean_rotation` gives a sparse view of the images (the class-mean difference on one
+  pixel), estimated on images the networks never see (the rotation split);
 Train these networks with ``prunebook.train(..., engine="gram")`` or ``prunebook.flow`` (the patch
 basis: per-neuron Gram matrices of the training patches, the fast way when n P is much smaller than d).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
@@ -23,8 +26,8 @@ from prunebook.network import init_weights
 from prunebook.pruning import random_mask
 from prunebook.seeds import generator, numpy_rng, stream_seed
 
-__all__ = ["digits_binary", "digits_batch", "digits_split", "add_noise_patch", "class_mean_rotation", "rotate_pixels",
-           "DigitsNetworks", "digits_networks"]
+__all__ = ["digits_binary", "digits_batch", "digits_split", "DigitsSplit", "digits_parts", "add_noise_patch",
+           "class_mean_rotation", "rotate_pixels", "DigitsNetworks", "digits_networks"]
 
 
 def digits_binary(n_train: int, *, seed: int, positive=(0, 2, 4, 6, 8), dtype=torch.float32) -> tuple[Dataset, Dataset]:
@@ -36,6 +39,12 @@ def digits_binary(n_train: int, *, seed: int, positive=(0, 2, 4, 6, 8), dtype=to
     """
     n_train = check_positive_int("n_train", n_train)
     seed = check_nonneg_int("seed", seed)
+    if isinstance(positive, (str, bytes)) or not isinstance(positive, Iterable):
+        raise ValueError(f"positive: the digits of class +1, a list drawn from 0..9, got {positive!r}")
+    positive = list(positive)
+    if not positive or any(isinstance(k, bool) or not isinstance(k, Integral) or not 0 <= k <= 9 for k in positive) \
+            or len(set(positive)) == 10:
+        raise ValueError(f"positive: some but not all of the digits 0..9 (both classes must occur), got {positive!r}")
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -80,24 +89,46 @@ def digits_batch(n_train: int, ps: Sequence[float], seeds: Sequence[int], *, m: 
 # ---- a validation split, the noisy-digits bridge, and a fast trainer for few samples in many dimensions ----
 
 
-def digits_split(n_train: int, n_val: int, *, seed: int, positive=(0, 2, 4, 6, 8),
-                 dtype=torch.float32) -> tuple[Dataset, Dataset, Dataset]:
-    """(train, validation, test) for the task of :func:`digits_binary`, from the same seeded permutation.
+class DigitsSplit(NamedTuple):
+    """The four parts of one seed's split of the digits (single-patch Datasets [n, 1, 64])."""
 
-    The first ``n_train`` images of the ``split`` stream's permutation train (exactly the training set
-    of ``digits_binary(n_train, seed=seed)``), the next ``n_val`` validate (for choosing, e.g., a pruning
-    fraction) and the rest test. All three are centred with the training mean.
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    rotation: Dataset | None  #: held out from the three others (None when no image is set aside)
+
+
+def digits_parts(n_train: int, n_val: int, *, seed: int, n_rotation: int = 0, positive=(0, 2, 4, 6, 8),
+                 dtype=torch.float32) -> DigitsSplit:
+    """(train, validation, test, rotation) for the task of :func:`digits_binary`, from one seeded permutation.
+
+    The ``split`` stream's permutation of the 1797 images gives, in this order, ``n_train`` training
+    images (exactly the training set of ``digits_binary(n_train, seed=seed)``), ``n_val`` validation
+    images (for choosing, e.g., a pruning fraction), ``n_rotation`` images set aside for estimating a
+    change of basis (:func:`class_mean_rotation`) that no network trains, validates or is tested on,
+    and the rest for testing. All parts are centred with the training mean.
     """
     n_train = check_positive_int("n_train", n_train)
     n_val = check_positive_int("n_val", n_val)
+    n_rotation = check_nonneg_int("n_rotation", n_rotation)
     seed = check_nonneg_int("seed", seed)
     X, y = _load_digits(positive)
-    if n_train + n_val >= len(X):
-        raise ValueError(f"n_val: n_train + n_val must be below the {len(X)} images, got {n_train} + {n_val}")
+    if n_train + n_val + n_rotation >= len(X):
+        name = "n_rotation" if n_rotation else "n_val"
+        raise ValueError(f"{name}: n_train + n_val + n_rotation must be below the {len(X)} images, "
+                         f"got {n_train} + {n_val} + {n_rotation}")
     order = numpy_rng(stream_seed(seed, "split")).permutation(len(X))
-    parts = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
-    mean = X[parts[0]].mean(axis=0)
-    return tuple(_make(X, y, idx, mean, dtype) for idx in parts)
+    cut = np.cumsum([n_train, n_val, n_rotation])
+    train, val, rotation, test = np.split(order, cut)
+    mean = X[train].mean(axis=0)
+    parts = (_make(X, y, idx, mean, dtype) for idx in (train, val, test))
+    return DigitsSplit(*parts, _make(X, y, rotation, mean, dtype) if n_rotation else None)
+
+
+def digits_split(n_train: int, n_val: int, *, seed: int, positive=(0, 2, 4, 6, 8),
+                 dtype=torch.float32) -> tuple[Dataset, Dataset, Dataset]:
+    """(train, validation, test) for the task of :func:`digits_binary`: :func:`digits_parts` with no rotation split."""
+    return tuple(digits_parts(n_train, n_val, seed=seed, positive=positive, dtype=dtype)[:3])
 
 
 def _load_digits(positive):
@@ -136,11 +167,14 @@ def add_noise_patch(ds: Dataset, extra_dims: int, sigma: float, *, seed: int) ->
 
 
 def class_mean_rotation(train: Dataset) -> torch.Tensor:
-    """The orthogonal (Householder) matrix H [P, P] that maps the training set's class-mean difference onto e_1.
+    """The orthogonal (Householder) matrix H [P, P] that maps the class-mean difference of ``train`` onto e_1.
 
     ``X @ H.T`` rotates single-patch images ([n, 1, pixels]) so that the direction separating the
-    class means, estimated on ``train`` alone, becomes the first coordinate: a sparse view of the
-    same data (a dense network cannot tell the two views apart, random pruning can).
+    class means of the labelled images ``train`` becomes the first coordinate: a sparse view of the
+    data (a dense network cannot tell the two views apart, random pruning can). The direction uses
+    labels: estimate it on images the networks never see (the rotation split of
+    :func:`digits_parts`, as :func:`digits_networks` does), or the rotated training set carries its
+    own class-mean classifier.
     """
     X = check_tensor("train.X", train.X, ndim=3)
     if X.shape[1] != 1:
@@ -176,35 +210,43 @@ class DigitsNetworks(NamedTuple):
     train: Dataset  #: [B, n_train, P, d]
     val: Dataset  #: [B, n_val, P, d]
     test: Dataset  #: [B, n_test, P, d]
+    rotation: torch.Tensor | None = None  #: [B, 64, 64]: the pixel rotation of each network (``concentrate``)
 
 
 def digits_networks(n_train: int, n_val: int, ps: Sequence[float], seeds: Sequence[int], *, m: int, sigma_0: float,
                     extra_dims: int = 0, noise_sigma: float = 1.0, n_test: int | None = None,
-                    concentrate: bool = False, dtype=torch.float32) -> DigitsNetworks:
-    """One network per (ps[k], seeds[k]) on the (train, validation, test) split of :func:`digits_split`.
+                    n_rotation: int = 0, concentrate: bool = False, dtype=torch.float32) -> DigitsNetworks:
+    """One network per (ps[k], seeds[k]) on the (train, validation, test) split of :func:`digits_parts`.
 
     With ``extra_dims > 0`` every image gets a noise patch (:func:`add_noise_patch`; the noise of the
-    three parts from the ``noise`` stream of the seed, sub-streams 0, 1, 2). ``n_test`` keeps the first
-    ``n_test`` test images (all of them if None). ``concentrate=True`` first rotates each seed's images
-    by :func:`class_mean_rotation` of its training set. As in :func:`digits_batch`, networks with the same
-    seed share split, noise and initialization, and their random masks are nested across p.
+    three parts from the ``noise`` stream of the seed, sub-streams 0, 1, 2). ``n_rotation`` images
+    are set aside (the rotation split of :func:`digits_parts`); ``concentrate=True`` rotates each
+    seed's images by :func:`class_mean_rotation` estimated on that rotation split, which no network
+    sees, so it needs ``n_rotation > 0``. The split, and so the train, validation and test images, is
+    the same with and without ``concentrate``: the two views are paired. ``n_test`` keeps the first
+    ``n_test`` test images (all of them if None). Networks with the same seed share split, noise and
+    initialization, and their random masks are nested across p.
     """
     if len(ps) != len(seeds) or len(ps) == 0:
         raise ValueError("seeds: need as many seeds as pruning fractions, at least one")
     m = check_positive_int("m", m)
     sigma_0 = check_positive("sigma_0", sigma_0)
     extra_dims = check_nonneg_int("extra_dims", extra_dims)
+    n_rotation = check_nonneg_int("n_rotation", n_rotation)
+    if concentrate and n_rotation == 0:
+        raise ValueError("n_rotation: concentrate=True estimates the rotation on held-out images; give n_rotation > 0")
     if n_test is not None:
         n_test = check_positive_int("n_test", n_test)
     ps = [check_fraction("p", p) for p in ps]
-    data = {}
+    data, rotations = {}, {}
     for s in dict.fromkeys(seeds):
-        parts = digits_split(n_train, n_val, seed=s, dtype=dtype)
+        split = digits_parts(n_train, n_val, seed=s, n_rotation=n_rotation, dtype=dtype)
+        parts = split[:3]
         if n_test is not None:
             parts = (*parts[:2], Dataset(parts[2].X[:n_test], parts[2].y[:n_test], parts[2].mu, parts[2].xi))
         if concentrate:
-            H = class_mean_rotation(parts[0])
-            parts = tuple(rotate_pixels(part, H) for part in parts)
+            rotations[s] = class_mean_rotation(split.rotation)
+            parts = tuple(rotate_pixels(part, rotations[s]) for part in parts)
         if extra_dims:
             parts = tuple(add_noise_patch(part, extra_dims, noise_sigma, seed=stream_seed(s, "noise", k))
                           for k, part in enumerate(parts))
@@ -213,4 +255,5 @@ def digits_networks(n_train: int, n_val: int, ps: Sequence[float], seeds: Sequen
     W0 = torch.stack([init_weights(m, d, sigma_0, seed=stream_seed(s, "init"), dtype=dtype) for s in seeds])
     M = torch.stack([random_mask((2, m, d), p, seed=stream_seed(s, "mask"), dtype=dtype) for p, s in zip(ps, seeds)])
     train, val, test = (stack_datasets([data[s][k] for s in seeds]) for k in range(3))
-    return DigitsNetworks(W0, M, train, val, test)
+    H = torch.stack([rotations[s] for s in seeds]) if concentrate else None
+    return DigitsNetworks(W0, M, train, val, test, H)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prunebook._checks import check_nonneg_int
+from prunebook._checks import check_device, check_nonneg_int
 
 __all__ = ["STREAMS", "SEED_BLOCK", "stream_seed", "network_seeds", "generator", "resolve_generator", "numpy_rng"]
 
@@ -66,7 +66,7 @@ def network_seeds(seed: int, count: int, *, start: int = 0) -> list[int]:
 def generator(seed: int, *, device: torch.device | str = "cpu") -> torch.Generator:
     """A ``torch.Generator`` seeded with ``seed`` (an integer >= 0)."""
     seed = check_nonneg_int("seed", seed)
-    g = torch.Generator(device=device)
+    g = torch.Generator(device=check_device("device", device))
     g.manual_seed(seed)
     return g
 

@@ -62,8 +62,10 @@ def wilson_interval(successes, trials, level: float = LEVEL) -> tuple[np.ndarray
     level = _level(level)
     s = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)
-    if np.any(n < 1) or np.any(s < 0) or np.any(s > n):
-        raise ValueError("trials: need 0 <= successes <= trials and trials >= 1")
+    if not np.all(np.isfinite(n)) or np.any(n < 1) or np.any(n != np.round(n)):
+        raise ValueError(f"trials: whole numbers >= 1, got {trials!r}")
+    if not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(s > n) or np.any(s != np.round(s)):
+        raise ValueError(f"successes: whole numbers from 0 to trials, got {successes!r}")
     z = _st.norm.ppf(0.5 + level / 2)
     phat = s / n
     denom = 1 + z**2 / n

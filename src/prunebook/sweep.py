@@ -24,14 +24,16 @@ import json
 import os
 import pathlib
 import sys
+import tempfile
+import time
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from prunebook._checks import check_one_of, check_positive, check_positive_int, check_fraction
+from prunebook._checks import check_device, check_fraction, check_one_of, check_positive, check_positive_int
 from prunebook._version import __version__
 from prunebook.conventions import DEFAULT_TEST_SIZE, LOSS_TARGET, MIN_TEST_SIZE
 from prunebook.experiment import BATCH_FIELDS, SETTING_FIELDS, Setting, run
@@ -54,17 +56,26 @@ def configurations(axes: Mapping[str, Sequence], seeds: Sequence[int], base: Set
     """The Cartesian product of ``axes`` (keys: "p" and any Setting field) times ``seeds``, validated."""
     if not isinstance(axes, Mapping) or "p" not in axes:
         raise ValueError("axes: a mapping with at least the key 'p' (pruning fractions)")
+    if not isinstance(base, Setting):
+        raise TypeError(f"base: a prunebook.experiment.Setting, got {type(base).__name__}")
     unknown = set(axes) - set(SETTING_FIELDS) - {"p"}
     if unknown:
         raise ValueError(f"axes: unknown keys {sorted(unknown)}; use 'p' and Setting fields {SETTING_FIELDS}")
+    listed = {}
     for k, v in axes.items():
-        if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) == 0:
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
             raise ValueError(f"axes: the values for {k!r} must be a non-empty list")
+        listed[k] = list(v)
+        if not listed[k]:
+            raise ValueError(f"axes: the values for {k!r} must be a non-empty list")
+    axes = listed
     for p in axes["p"]:
         try:
             check_fraction("p", p)
         except ValueError as exc:
             raise ValueError(f"axes: every p must lie in [0, 1), got {p!r}") from exc
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds: a non-empty list of integers >= 0, got {seeds!r}")
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
         raise ValueError(f"seeds: a non-empty list of integers >= 0, got {seeds!r}")
@@ -78,9 +89,65 @@ def configurations(axes: Mapping[str, Sequence], seeds: Sequence[int], base: Set
     return out
 
 
-def _chunk_key(chunk: list[dict], eval_settings: dict, code: str) -> str:
-    blob = json.dumps({"configs": chunk, "eval": eval_settings, "version": __version__, "code": code}, sort_keys=True)
+def code_version() -> str:
+    """What a cached result depends on besides its configuration: the package's version and source
+    fingerprint, and the versions of torch, numba and numpy that computed it (their kernels and
+    random streams)."""
+    import numba
+
+    blob = json.dumps({"version": __version__, "code": package_fingerprint(), "torch": torch.__version__,
+                       "numba": numba.__version__, "numpy": np.__version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _chunk_key(chunk: list[dict], eval_settings: dict, code: str) -> str:
+    blob = json.dumps({"configs": chunk, "eval": eval_settings, "code": code}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_cache_dir(cache_dir) -> pathlib.Path:
+    """The cache directory, created if missing and proven writable, before any work."""
+    try:
+        cache = pathlib.Path(cache_dir)
+    except TypeError as exc:
+        raise TypeError(f"cache_dir: a path, got {type(cache_dir).__name__}") from exc
+    if cache.exists() and not cache.is_dir():
+        raise ValueError(f"cache_dir: {cache} exists and is not a directory")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cache_dir: {cache} cannot be written ({exc.strerror or exc})") from exc
+    return cache
+
+
+#: a leftover temporary file older than this (a writer killed mid-write) is removed
+STALE_TMP_SECONDS = 3600
+
+
+def prune_cache(cache: pathlib.Path, code: str) -> int:
+    """Remove chunks computed by other code (older sources or other library versions: they can never
+    be reused, as the key holds the code) and leftover temporary files; returns how many went."""
+    removed = 0
+    for path in cache.glob("chunk-*.npz"):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                stale = "__code__" not in z.files or str(z["__code__"]) != code
+        except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError):
+            stale = True
+        if stale:
+            path.unlink(missing_ok=True)
+            removed += 1
+    now = time.time()
+    for tmp in cache.glob("chunk-*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:  # another writer renamed it meanwhile
+            pass
+    return removed
 
 
 def _load(path: pathlib.Path, key: str) -> pd.DataFrame | None:
@@ -103,12 +170,20 @@ def _load(path: pathlib.Path, key: str) -> pd.DataFrame | None:
     return frame
 
 
-def _save(path: pathlib.Path, key: str, frame: pd.DataFrame, configs: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def _save(path: pathlib.Path, key: str, code: str, frame: pd.DataFrame, configs: list[dict]) -> None:
+    """Write the chunk under a temporary name of this writer's own, then rename it into place: a killed
+    write never leaves a half file under the real name, and two processes writing the same chunk (the
+    same result) both succeed, the last rename winning."""
     arrays = {c: frame[c].to_numpy() for c in RESULT_COLUMNS}
-    with open(tmp, "wb") as fh:
-        np.savez(fh, __key__=np.array(key), __configs__=np.array(json.dumps(configs)), **arrays)
-    os.replace(tmp, path)  # atomic: a killed write never leaves a half file under the real name
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, __key__=np.array(key), __code__=np.array(code), __configs__=np.array(json.dumps(configs)),
+                     **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _run_chunk(chunk: list[dict], *, engine: str, n_test: int, target_loss: float, dtype, device) -> pd.DataFrame:
@@ -144,13 +219,21 @@ def sweep(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    prune: bool = True,
 ) -> pd.DataFrame:
     """Train one network per configuration of ``axes`` x ``seeds``; one row per network.
 
     ``converged`` is: training error 0, final training loss below ``target_loss``, not diverged.
     The returned frame also has the book's heuristics ``snr_p`` and ``n_snr_q`` for each row.
+    With ``cache_dir``, every finished chunk is saved at once and reused on a rerun; ``prune`` removes
+    the chunks there that older code computed (never reusable) and writers' leftover temporary files.
+    Everything is checked before the first network trains: the grid, the sizes against
+    ``memory_cap_bytes`` (a network that alone exceeds it is refused), the device and the cache directory.
     """
     configs = configurations(axes, seeds, base)
+    device = check_device("device", device)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: the book's networks are float32 or float64, got {dtype}")
     memory_cap_bytes = check_positive_int("memory_cap_bytes", memory_cap_bytes)
     if chunk_size is not None:
         chunk_size = check_positive_int("chunk_size", chunk_size)
@@ -159,10 +242,7 @@ def sweep(
     if n_test < MIN_TEST_SIZE:
         raise ValueError(f"n_test: use at least {MIN_TEST_SIZE} fresh samples, got {n_test}")
     target_loss = check_positive("target_loss", target_loss)
-    cache = None
-    if cache_dir is not None:
-        cache = pathlib.Path(cache_dir)
-        cache.mkdir(parents=True, exist_ok=True)
+    cache = None if cache_dir is None else check_cache_dir(cache_dir)
 
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
@@ -173,11 +253,16 @@ def sweep(
     for idx in groups.values():
         c0 = configs[idx[0]]
         used = engine if c0["dynamics"] == "gd" else "flow"
-        size = chunk_size or max(1, memory_cap_bytes // bytes_per_network(used, d=c0["d"], n=c0["n"], m=c0["m"],
-                                                                           element_size=element))
+        one = bytes_per_network(used, d=c0["d"], n=c0["n"], m=c0["m"], element_size=element)
+        if one > memory_cap_bytes:
+            raise ValueError(f"memory_cap_bytes: one network (d = {c0['d']}, n = {c0['n']}, m = {c0['m']}, {used}) "
+                             f"needs about {one:,} bytes, above the cap of {memory_cap_bytes:,}")
+        size = chunk_size or max(1, memory_cap_bytes // one)
         plan += [idx[s : s + size] for s in range(0, len(idx), size)]
 
-    code = package_fingerprint() if cache is not None else ""  # once per sweep
+    code = code_version() if cache is not None else ""  # once per sweep
+    if cache is not None and prune:
+        prune_cache(cache, code)
     frames: list[tuple[list[int], pd.DataFrame]] = []
     with _progress(len(configs), progress) as bar:
         for idx in plan:
@@ -188,7 +273,7 @@ def sweep(
             if frame is None:
                 frame = _run_chunk(chunk, engine=engine, n_test=n_test, target_loss=target_loss, dtype=dtype, device=device)
                 if path is not None:
-                    _save(path, key, frame, chunk)
+                    _save(path, key, code, frame, chunk)
             frames.append((idx, frame))
             bar.update(len(idx))
 

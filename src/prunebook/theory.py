@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy import stats as _st
 
-from prunebook._checks import check_fraction, check_fractions, check_positive, check_positive_int, check_q
+from prunebook._checks import check_fraction, check_fractions, check_positive, check_positive_int, check_probability, check_q
 from prunebook.stats import LEVEL, bootstrap_seeds, logistic_fit
 
 __all__ = [
@@ -90,9 +90,7 @@ def overpruning_fraction(m: int, level: float = 0.5) -> float:
     For level 1/2 this is 2^(1 - 1/(2m)) - 1 = 1 - ln 2 / m + O(1/m^2).
     """
     m = check_positive_int("m", m)
-    level = float(level)
-    if not 0 < level < 1:
-        raise ValueError(f"level: must lie in (0, 1), got {level!r}")
+    level = check_probability("level", level)
     return float(2 * level ** (1 / (2 * m)) - 1)
 
 
@@ -122,8 +120,10 @@ def fit_race_constant(statistic, success, seeds, *, n_boot: int = 1000, level: f
     g = np.asarray(seeds)
     if s.shape != y.shape or s.shape != g.shape or s.ndim != 1 or len(s) < 4:
         raise ValueError("statistic: need statistic, success and seeds as 1-d arrays of equal length >= 4")
-    if np.any(s <= 0):
-        raise ValueError("statistic: values must be > 0")
+    if not np.all(np.isfinite(s) & (s > 0)):
+        raise ValueError("statistic: values must be finite and > 0")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("success: one boolean (0 or 1) per network")
     if y.min() == y.max():
         raise ValueError("success: need both successes and failures to locate a threshold")
     x = np.log(s)

@@ -18,16 +18,17 @@ The engines (:mod:`prunebook.engines`) give the same trajectory to float precisi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 
-from prunebook._checks import check_nonneg_int, check_one_of, check_positive, check_positive_int
+from prunebook._checks import check_nonneg_int, check_one_of, check_positive, check_positive_int, check_q
 from prunebook.conventions import LOSS_TARGET
 from prunebook.decomposition import split_patches
 from prunebook.engines import GD_ENGINES, coefficients, flow as flow_engine, weights
-from prunebook.network import validate_inputs
+from prunebook.network import batch_shape, validate_inputs
 from prunebook.result import RECORDABLE, TrainingDiverged, TrainResult, record_set, report_divergence
 
 __all__ = ["ENGINES", "RECORDABLE", "TrainResult", "TrainingDiverged", "train", "flow", "bytes_per_network",
@@ -41,11 +42,11 @@ DTYPES = (torch.float32, torch.float64)
 
 
 def bytes_per_network(engine: str, *, d: int, n: int, m: int, element_size: int, patches: int = 2,
-                      records: int = 2) -> int:
+                      basis: str = "signal-noise", records: int = 2) -> int:
     """Peak memory of one network run by ``engine`` (each engine owns its estimate).
 
-    ``patches`` matters for the weights and gram engines and the flow on non-two-patch data;
-    ``records`` (the number of recorded states) for the flow.
+    ``patches`` matters for the weights and gram engines and for the flow on the patch basis
+    (``basis="patches"``); ``records`` (the number of recorded states) for the flow.
     """
     check_one_of("engine", engine, ENGINES)
     if engine == "weights":
@@ -54,12 +55,58 @@ def bytes_per_network(engine: str, *, d: int, n: int, m: int, element_size: int,
         return coefficients.bytes_per_network(d, n, m, element_size)
     if engine == "gram":
         return coefficients.bytes_per_network(d, n, m, element_size, patches)
-    return flow_engine.bytes_per_network(d, n, m, element_size, None if patches == 2 else patches, records=records)
+    return flow_engine.bytes_per_network(d, n, m, element_size, None if basis == "signal-noise" else patches,
+                                         records=records)
 
 
 def _check_dtype(W0: torch.Tensor) -> None:
     if W0.dtype not in DTYPES:
         raise TypeError(f"W0: the engines compute in float32 or float64, got {W0.dtype}; cast W0 and X")
+
+
+def memory_limit(device: torch.device) -> int | None:
+    """Bytes of memory on ``device``: the machine's physical memory for the CPU, the accelerator's own
+    otherwise (None where it cannot be told)."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)  # pragma: no cover
+
+
+def _check_memory(bs, W0, engine: str, n: int, patches: int, names, records: int, when: str, max_bytes,
+                  basis: str = "signal-noise") -> None:
+    """Refuse, before allocating, a batch or a record schedule larger than the memory at hand."""
+    limit = memory_limit(W0.device) if max_bytes is None else check_positive_int("max_bytes", max_bytes)
+    if limit is None:
+        return
+    B = int(torch.Size(bs).numel())
+    two, m, d = W0.shape[-3:]
+    element = W0.element_size()
+    per = bytes_per_network(engine, d=d, n=n, m=m, element_size=element, patches=patches, basis=basis, records=0)
+    if B * per > limit:
+        raise MemoryError(f"W0: {B:,} networks (m = {m}, d = {d}, n = {n}) need about {_size(B * per)} with the "
+                          f"{engine} engine ({_size(per)} each), more than the {_size(limit)} available; "
+                          "run them in smaller batches (sweep chunks them by itself)")
+    per_record = 2 + (2 * m if "gamma" in names else 0) + (2 * m * n if "rho" in names else 0)
+    need = records * B * per_record * element
+    if B * per + need > limit:
+        raise MemoryError(f"{when}: {records:,} records of {B:,} networks need about {_size(need)}, more than the "
+                          f"{_size(limit)} available; record fewer times")
+
+
+def _check_not_empty(bs) -> None:
+    if int(torch.Size(bs).numel()) == 0:
+        raise ValueError(f"W0: the batch is empty (batch shape {tuple(bs)}); give at least one network")
 
 
 def _basis(kind: str, X, y, bs, dtype) -> coefficients.Basis:
@@ -81,6 +128,7 @@ def train(
     record: Iterable[str] | str | None = ("loss",),
     record_every: int = 1,
     on_divergence: str = "warn",
+    max_bytes: int | None = None,
 ) -> TrainResult:
     """Full-batch gradient descent from ``W0`` under the fixed mask ``M``.
 
@@ -102,15 +150,25 @@ def train(
         A network whose loss or weights become non-finite is frozen at its last finite iterate and
         flagged in ``result.diverged``; then a ``RuntimeWarning`` is issued, or
         :class:`TrainingDiverged` raised.
+    max_bytes :
+        Memory the run may use (default: the device's memory). A batch or a record schedule whose
+        estimate exceeds it is refused before anything is allocated, with the sizes named.
+
+    ``W0`` may carry an autograd graph: training starts from its detached value and keeps none.
     """
-    bs, q = validate_inputs(W0, M, X, y, q)
+    bs = batch_shape(W0, M, X, y)
     _check_dtype(W0)
+    _check_not_empty(bs)
+    q = check_q(q)
     lr = check_positive("lr", lr)
     steps = check_nonneg_int("steps", steps)
     every = check_positive_int("record_every", record_every)
     names = record_set(record)
     check_one_of("engine", engine, GD_ENGINES)
     check_one_of("on_divergence", on_divergence, ("warn", "raise"))
+    records = steps // every + 1 + (steps % every != 0)
+    _check_memory(bs, W0, engine, X.shape[-3], X.shape[-2], names, records, "record_every", max_bytes)
+    validate_inputs(W0, M, X, y, q)  # the values (binary mask, finite inputs, labels): after the sizes
     if engine == "gram" and names & {"gamma", "rho"}:
         raise ValueError("record: gamma and rho need the signal-noise basis (engine='coefficients' or 'weights')")
     needs_split = engine == "coefficients" or names & {"gamma", "rho"}
@@ -158,6 +216,7 @@ def flow(
     basis: str = "auto",
     max_steps: int = flow_engine.MAX_STEPS,
     on_divergence: str = "warn",
+    max_bytes: int | None = None,
 ) -> TrainResult:
     """The gradient flow dW/dt = -grad L(W) from ``W0`` under the fixed mask ``M``, up to time ``t_end``.
 
@@ -191,12 +250,16 @@ def flow(
     on_divergence : "warn" or "raise"
         As for :func:`train`: a network whose step size underflows is frozen at its last accepted
         state and flagged in ``result.diverged``.
+    max_bytes :
+        As for :func:`train`.
 
     Returns a :class:`TrainResult` with ``times`` (the record times), ``steps`` None,
     ``evaluations`` (right-hand side evaluations per network), ``t_final`` and ``stopped``.
     """
-    bs, q = validate_inputs(W0, M, X, y, q)
+    bs = batch_shape(W0, M, X, y)
     _check_dtype(W0)
+    _check_not_empty(bs)
+    q = check_q(q)
     t_end = check_positive("t_end", t_end)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating)) or not 0 < float(rtol) < 1:
         raise ValueError(f"rtol: must be a number in (0, 1), got {rtol!r}")
@@ -221,6 +284,8 @@ def flow(
             basis = "patches"
     if basis == "patches" and names & {"gamma", "rho"}:
         raise ValueError("record: gamma and rho need the signal-noise basis (two-patch data of the model)")
+    _check_memory(bs, W0, "flow", X.shape[-3], X.shape[-2], names, len(times), "record_at", max_bytes, basis=basis)
+    validate_inputs(W0, M, X, y, q)
     W = W0.detach().expand(*bs, *W0.shape[-3:]).clone()
     system_basis = _basis(basis, X.detach(), y, bs, W.dtype)  # validates the two-patch form first
     result = flow_engine.run(W, M.to(W.dtype), system_basis, y, q=q, t_end=t_end, rtol=rtol, method=method,

@@ -108,3 +108,54 @@ def test_learned_noise_spread_against_fresh_samples():
     torch.testing.assert_close(learned_noise_spread(one, M, ds.xi, sigma_p=1.5)[0, 1], want)
     with pytest.raises(ValueError, match="rho"):
         learned_noise_spread(rho[..., :-1], M, ds.xi)
+
+
+def test_signal_overlaps_and_first_time():
+    from prunebook.book.stages import first_time, signal_overlaps
+
+    W0, M, ds = small_problem(n=10, d=40, m=3, p=0.2, seed=2, mu_norm=4.0, sigma_0=0.05)
+    res = pb.train(W0, M, ds.X, ds.y, q=3, lr=0.2, steps=30, engine="coefficients", record=("gamma",),
+                   record_every=10)
+    x = signal_overlaps(res.gamma, W0, M, ds.mu)
+    j = torch.tensor([1.0, -1.0], dtype=W0.dtype)[:, None]
+    for t in range(res.gamma.shape[0]):
+        W_t = res.W if t == res.gamma.shape[0] - 1 else None
+        if W_t is not None:  # the last record: the overlap straight from the weights
+            torch.testing.assert_close(x[t], j * ((W_t * M) * ds.mu).sum(-1))
+    torch.testing.assert_close(x[0], j * ((W0 * M) * ds.mu).sum(-1))
+    times = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    values = torch.tensor([[0.1, 5.0], [0.5, 5.0], [2.0, 5.0], [3.0, 5.0]])
+    got = first_time(times, values, 1.0)
+    assert got.tolist() == [2.0, 0.0]
+    assert math.isinf(float(first_time(times, values[:, :1], 10.0)[0]))
+    with pytest.raises(ValueError, match="values"):
+        first_time(times[:3], values, 1.0)
+
+
+def test_race_bins_and_held_out_threshold():
+    import numpy as np
+
+    from prunebook.book.stages import held_out_threshold, race_bins
+
+    r = np.array([0.3, 0.6, 0.9, 1.2, 1.8, 2.5, 0.4, 3.0])
+    ok = np.array([0, 0, 1, 1, 1, 1, 0, 1], bool)
+    bins = race_bins(r, ok, [0, 0.5, 1, 2, np.inf])
+    assert bins.n.tolist() == [2, 2, 2, 2] and bins.k.tolist() == [0, 1, 2, 2]
+    assert (bins.wilson_lo <= bins.k / bins.n).all() and (bins.wilson_hi >= bins.k / bins.n).all()
+    assert bins.centre.iloc[-1] == pytest.approx(3.0) and bins.centre.iloc[1] == pytest.approx(math.sqrt(0.5))
+    with pytest.raises(ValueError, match="edges"):
+        race_bins(r, ok, [1, 0])
+    # a clean step at R = 1 on the fitting half; the evaluation half has one exception
+    rng = np.random.default_rng(0)
+    R = np.exp(rng.uniform(-1.5, 1.5, 200))
+    success = R > 1
+    success[150] = not success[150]
+    fit = np.arange(200) < 100
+    held = held_out_threshold(R, success, fit)
+    assert held.fit_networks == 100 and held.eval_networks == 100
+    assert 0.8 < held.fitted < 1.25 and held.agree_one == 99
+    assert held.agree_fitted >= 97
+    degenerate = held_out_threshold(R, np.ones(200, bool), fit)
+    assert math.isnan(degenerate.fitted) and degenerate.agree_fitted == 0
+    with pytest.raises(ValueError, match="fit"):
+        held_out_threshold(R, success, fit[:-1])

@@ -21,3 +21,15 @@ def test_gd_approaches_the_flow_with_slope_one():
         step_size_limit(W0, M, ds.X, ds.y, lrs=(1.0, 0.3), t_end=1000.0)
     with pytest.raises(ValueError, match="^lrs:"):
         step_size_limit(W0, M, ds.X, ds.y, lrs=(0.1, 0.03), t_end=1000.0)  # 1000 / 0.03 is no whole number
+
+
+def test_each_gd_run_records_the_times_that_are_multiples_of_its_step():
+    W0, M, ds = build(Setting(d=200, n=20, m=5), 0.5, 2, dtype=torch.float64)
+    out = step_size_limit(W0, M, ds.X, ds.y, lrs=(1.0, 0.1, 0.05), t_end=20.0,
+                          record_times=[0.3, 0.5, 2.0, 7.0], record=("loss", "gamma"))
+    assert out.reference.times.tolist() == [0.0, 0.3, 0.5, 2.0, 7.0, 20.0]
+    big = {round(t, 9) for t in out.gd[0].times.tolist()}
+    assert {0.0, 2.0, 7.0, 20.0} <= big and 0.3 not in big  # lr = 1 skips 0.3 and 0.5
+    for res in out.gd[1:]:
+        assert {0.0, 0.3, 0.5, 2.0, 7.0, 20.0} <= {round(t, 9) for t in res.times.tolist()}
+    assert out.gd[0].rho is None and out.gd[0].gamma is not None

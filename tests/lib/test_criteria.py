@@ -109,9 +109,7 @@ def test_bad_criterion_arguments(prob):
         cr.mask_from_scores(W0.abs() * math.nan, 0.5)
 
 
-# ---- scores once per network, masks on a grid, paired comparisons ----
-
-from scipy import stats as _st  # noqa: E402
+# ---- scores once per network, masks on a grid, GraSP against its definition ----
 
 from prunebook.experiment import Setting, build_batch, grid  # noqa: E402
 
@@ -159,29 +157,6 @@ def test_criterion_scores_rejects_bad_requests(batch):
         cr.criterion_scores("grasp", W0, X=data.X[:2], y=data.y[:2])
 
 
-def test_paired_comparison_counts_and_exact_p_values():
-    base = np.array([[0.40, 0.45, 0.02, 0.48, 0.01, 0.30], [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]])
-    snip = np.array([[0.01, 0.02, 0.01, 0.47, 0.45, 0.30], [0.02, 0.01, 0.01, 0.01, 0.01, 0.01]])
-    table = cr.paired_comparison({"random": base, "snip": snip}, [0.9, 0.5])
-    assert list(table.p) == [0.9, 0.5] and set(table.criterion) == {"snip"}
-    row = table.iloc[0]
-    # success: random on seeds 2, 4; snip on 0, 1, 2: snip alone on 0, 1, random alone on 4
-    assert (row.success, row.baseline_success, row.better, row.worse) == (3, 2, 2, 1)
-    assert row.mcnemar_p == pytest.approx(_st.binomtest(2, 3, 0.5).pvalue)
-    # errors: snip lower on 0, 1, 2, 3, higher on 4, tie on 5 (dropped)
-    assert (row.lower_error, row.higher_error) == (4, 1)
-    assert row.sign_p == pytest.approx(_st.binomtest(4, 5, 0.5).pvalue)
-    row = table.iloc[1]
-    assert (row.better, row.worse, row.mcnemar_p) == (0, 0, 1.0)
-    assert (row.lower_error, row.higher_error) == (5, 1)
-    with pytest.raises(ValueError, match="^baseline:"):
-        cr.paired_comparison({"snip": snip}, [0.9, 0.5])
-    with pytest.raises(ValueError, match="^errors:"):
-        cr.paired_comparison({"random": base, "snip": snip[:, :3]}, [0.9, 0.5])
-    with pytest.raises(ValueError, match="^errors:"):
-        cr.paired_comparison({"random": base, "snip": snip}, [0.9])
-
-
 @pytest.mark.parametrize("index", [0, 3, -1])
 def test_coordinate_kept_equals_the_masks(batch, index):
     W0, data, seeds = batch
@@ -198,3 +173,26 @@ def test_coordinate_kept_equals_the_masks(batch, index):
         cr.coordinate_kept(ties, [0.5], index=4)
     with pytest.raises(ValueError, match="^p:"):
         cr.coordinate_kept(ties, [1.0])
+
+
+def test_grasp_masks_raise_the_gradient_norm_at_initialization(batch):
+    """GraSP's definition: remove the weights whose removal reduces the gradient norm least. Its
+    masks must start training with a larger gradient than random masks of the same budget, and
+    the opposite rule (keep the highest S) with a smaller one; a flipped sign fails here."""
+    from prunebook.network import loss_and_gradient
+
+    W0, data, seeds = batch
+    W0, X, y = W0.double(), data.X.double(), data.y.double()
+
+    def grad_sq(scores, p):
+        M = cr.mask_from_scores(scores, p)
+        return loss_and_gradient(W0, M, X, y, 3.0)[1].pow(2).sum((-3, -2, -1))
+
+    S = cr.grasp_scores(W0, X, y, 3)
+    random_scores = cr.criterion_scores("random", W0, seeds=seeds).double()
+    for p in (0.3, 0.6):
+        grasp_mask = cr.criterion_mask("grasp", W0[0], p, X=X[0], y=y[0])
+        assert torch.equal(grasp_mask, cr.mask_from_scores(-S[0], p))
+        assert bool((grad_sq(-S, p) > grad_sq(random_scores, p)).all()), p
+        assert bool((grad_sq(S, p) < grad_sq(random_scores, p)).all()), p
+        assert grasp_mask.sum() == round((1 - p) * W0.shape[-1]) * W0.shape[-2] * 2

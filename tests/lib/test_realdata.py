@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from prunebook.realdata import add_noise_patch, digits_binary, digits_networks, digits_split
+from prunebook.realdata import add_noise_patch, digits_binary, digits_networks, digits_parts, digits_split
 
 
 def test_digits_split_extends_digits_binary():
@@ -56,6 +56,19 @@ def test_digits_networks_share_data_per_seed_and_nest_masks():
         digits_networks(60, 40, [1.0], [5], m=3, sigma_0=0.1)
 
 
+def test_digits_parts_set_aside_a_rotation_split():
+    parts = digits_parts(300, 100, seed=4, n_rotation=200)
+    train, val, test = digits_split(300, 100, seed=4)
+    assert torch.equal(parts.train.X, train.X) and torch.equal(parts.val.X, val.X)  # the same first images
+    assert parts.rotation.X.shape == (200, 1, 64) and parts.test.X.shape == (1797 - 600, 1, 64)
+    assert torch.equal(torch.cat([parts.rotation.X, parts.test.X]), test.X)  # carved from the old test set
+    assert digits_parts(300, 100, seed=4).rotation is None
+    with pytest.raises(ValueError, match="^n_rotation:"):
+        digits_parts(1000, 500, seed=0, n_rotation=297)
+    with pytest.raises(ValueError, match="^n_rotation:"):
+        digits_parts(100, 50, seed=0, n_rotation=-1)
+
+
 def test_class_mean_rotation_concentrates_the_class_difference():
     from prunebook.realdata import class_mean_rotation, rotate_pixels
 
@@ -67,9 +80,27 @@ def test_class_mean_rotation_concentrates_the_class_difference():
     assert float(diff[0]) > 0 and float(diff[1:].abs().max()) < 1e-10  # all of it on the first pixel
     torch.testing.assert_close(rot.X.norm(dim=-1), train.X.norm(dim=-1))  # a rotation: norms kept
     torch.testing.assert_close(rotate_pixels(val, H).X, val.X @ H.T)
-    net = digits_networks(300, 100, [0.0], [2], m=2, sigma_0=0.1, concentrate=True, dtype=torch.float64)
-    torch.testing.assert_close(net.train.X[0], rot.X)
     with pytest.raises(ValueError, match="^train:"):
         class_mean_rotation(train._replace(y=torch.ones_like(train.y)))
     with pytest.raises(ValueError, match="^H:"):
         rotate_pixels(train, torch.eye(3))
+
+
+def test_concentrated_networks_use_a_held_out_rotation_and_the_same_images():
+    from prunebook.realdata import class_mean_rotation
+
+    kw = dict(m=2, sigma_0=0.1, n_rotation=250, dtype=torch.float64)
+    rot = digits_networks(300, 100, [0.0], [2], concentrate=True, **kw)
+    pix = digits_networks(300, 100, [0.0], [2], **kw)
+    held_out = digits_parts(300, 100, seed=2, n_rotation=250, dtype=torch.float64).rotation
+    H = class_mean_rotation(held_out)
+    torch.testing.assert_close(rot.rotation[0], H)
+    assert pix.rotation is None
+    for a, b in ((rot.train, pix.train), (rot.val, pix.val), (rot.test, pix.test)):
+        torch.testing.assert_close(a.X, b.X @ H.T)  # the same images, rotated: the views are paired
+    # estimated on held-out images, the direction does not put all of the training difference on pixel 1
+    X = rot.train.X[0, :, 0]
+    diff = X[rot.train.y[0] > 0].mean(0) - X[rot.train.y[0] < 0].mean(0)
+    assert 0.5 < float(diff[0] ** 2 / diff.pow(2).sum()) < 1 - 1e-3
+    with pytest.raises(ValueError, match="^n_rotation:"):
+        digits_networks(300, 100, [0.0], [2], m=2, sigma_0=0.1, concentrate=True)

@@ -259,3 +259,100 @@ def test_flow_sweep_memory_estimate_is_the_flows(monkeypatch):
     sw.sweep({"p": [0.0]}, [0], base=FLOW_BASE, progress=False)
     sw.sweep({"p": [0.0]}, [0], base=BASE, progress=False)
     assert sizes == ["flow", "coefficients"]
+
+
+# ---- the cache directory: checked first, shared safely, cleaned -----------------------------------
+
+def test_a_cache_dir_that_is_a_file_is_named_before_any_work(tmp_path, monkeypatch):
+    calls = count_chunks(monkeypatch)
+    f = tmp_path / "not-a-dir"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="^cache_dir: .* is not a directory"):
+        small(f)
+    assert calls["n"] == 0
+
+
+READ_ONLY_RUN = """
+import sys
+import prunebook.sweep as sw
+from prunebook.experiment import Setting
+sw._run_chunk = lambda *a, **k: sys.exit("work started before the cache directory was checked")
+try:
+    sw.sweep({"p": [0.0]}, [0], base=Setting(d=40, n=4, m=2, steps=2), cache_dir=sys.argv[1], progress=False)
+except ValueError as exc:
+    print(exc)
+"""
+
+
+def test_a_read_only_cache_dir_is_named_before_any_work(tmp_path):
+    """On a read-only mount (as root, permission bits alone would not stop a write)."""
+    import shutil
+    import subprocess
+    import sys
+
+    assert shutil.which("unshare"), "util-linux's unshare makes the read-only mount"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    script = tmp_path / "run.py"
+    script.write_text(READ_ONLY_RUN)
+    cmd = (f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache} && "
+           f"{sys.executable} {script} {cache}")
+    res = subprocess.run(["unshare", "--mount", "sh", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith("cache_dir: ") and "cannot be written" in res.stdout, res.stdout
+    assert not list(cache.iterdir())
+
+
+SHARED_RUN = """
+import sys
+import prunebook.sweep as sw
+from prunebook.experiment import Setting
+df = sw.sweep({"p": [0.0, 0.5, 0.9]}, [0, 1], base=Setting(d=60, n=10, m=4, steps=40, mu_norm=5.0),
+              cache_dir=sys.argv[1], chunk_size=1, progress=False)
+df.to_csv(sys.argv[2], index=False)
+"""
+
+
+def test_two_processes_share_one_cache_dir(tmp_path):
+    """Two sweeps of the same grid at once on one cache: both finish, with the same table, and leave
+    one chunk per network and no temporary file."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(SHARED_RUN)
+    cache = tmp_path / "cache"
+    procs = [subprocess.Popen([sys.executable, str(script), str(cache), str(tmp_path / f"out{k}.csv")],
+                              stderr=subprocess.PIPE, text=True) for k in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    a, b = (pd.read_csv(tmp_path / f"out{k}.csv") for k in range(2))
+    pd.testing.assert_frame_equal(a, b)
+    assert len(list(cache.glob("chunk-*.npz"))) == 6 and not list(cache.glob("*.tmp"))
+
+
+def test_chunks_of_older_code_are_pruned_and_versions_are_in_the_key(tmp_path, monkeypatch):
+    import numba
+    import torch
+
+    small(tmp_path)
+    old = set(tmp_path.glob("chunk-*.npz"))
+    assert old
+    code = sw.code_version()
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
+    assert sw.code_version() != code
+    monkeypatch.setattr(torch, "__version__", torch.__version__)
+    monkeypatch.setattr(numba, "__version__", "0.0.1")
+    assert sw.code_version() != code  # a new torch or numba: a new key, never an old result
+    monkeypatch.setattr(sw, "code_version", lambda: "another version of the code")
+    (tmp_path / "chunk-leftover.tmp").write_text("a writer died here")
+    import os
+    import time
+    os.utime(tmp_path / "chunk-leftover.tmp", (time.time() - 2 * sw.STALE_TMP_SECONDS,) * 2)
+    small(tmp_path)
+    new = set(tmp_path.glob("chunk-*.npz"))
+    assert new and not (new & old), "the old code's chunks are gone, the new ones written"
+    assert not list(tmp_path.glob("*.tmp"))
+    kept = small(tmp_path, prune=False)
+    assert len(kept) == 12 and set(tmp_path.glob("chunk-*.npz")) == new

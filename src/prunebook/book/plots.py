@@ -12,11 +12,24 @@ from prunebook.book.phase import cell_means
 from prunebook.seeds import numpy_rng
 from prunebook.stats import wilson_interval
 
-__all__ = ["use_book_style", "seed_dots", "success_curve", "PhaseAxes", "plot_phase", "save_figure_data"]
+__all__ = ["use_book_style", "seed_dots", "success_curve", "PhaseAxes", "plot_phase", "save_figure_data",
+           "smallest_font", "figure_png", "png_font_metadata", "FONT_KEY", "DPI_KEY", "MIN_FONT_PT"]
+
+#: PNG text chunks the book's inline figures carry (the browser test reads them): the smallest font
+#: drawn, in points, and the figure's dpi
+FONT_KEY, DPI_KEY = "prunebook:min-font-pt", "prunebook:dpi"
+#: the smallest font a reader should meet, in points as displayed (DESIGN section 5)
+MIN_FONT_PT = 9.0
 
 
 def use_book_style() -> None:
-    """Seaborn's paper style, a colour-blind palette, crisp inline figures."""
+    """Seaborn's paper style, a colour-blind palette, crisp inline figures.
+
+    In IPython (a chapter's kernel) it also makes every inline PNG figure carry, as PNG text
+    chunks, the smallest font size it draws (:data:`FONT_KEY`, points) and its dpi (:data:`DPI_KEY`),
+    so that the browser test can check each figure's text as displayed: smallest font x displayed
+    width / natural width >= :data:`MIN_FONT_PT`.
+    """
     import seaborn as sns
 
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
@@ -29,6 +42,81 @@ def use_book_style() -> None:
             "figure.constrained_layout.use": True,
         }
     )
+    _install_png_formatter()
+
+
+def smallest_font(fig) -> float | None:
+    """The smallest font size, in points, of the text ``fig`` draws (None if it draws no text).
+
+    Measured by drawing the figure once with a renderer that records every non-empty string it
+    draws (tick labels outside the view, invisible and empty texts are not drawn, so not counted).
+    """
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    class Recorder(RendererAgg):
+        def __init__(self, width, height, dpi):
+            super().__init__(width, height, dpi)
+            self.sizes = []
+
+        def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+            if str(s).strip():
+                self.sizes.append(prop.get_size_in_points())
+            return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+        def draw_tex(self, gc, x, y, s, prop, angle, *, mtext=None):
+            if str(s).strip():
+                self.sizes.append(prop.get_size_in_points())
+            return super().draw_tex(gc, x, y, s, prop, angle, mtext=mtext)
+
+    width, height = fig.get_size_inches() * fig.dpi
+    renderer = Recorder(max(int(width), 1), max(int(height), 1), fig.dpi)
+    fig.draw(renderer)
+    return min(renderer.sizes) if renderer.sizes else None
+
+
+def figure_png(fig, **kwargs) -> bytes:
+    """``fig`` as the PNG an inline display shows (IPython's ``print_figure``: tight bounding box,
+    the figure's dpi), with the smallest font and the dpi in its text chunks (None for a figure
+    without axes or lines, which IPython does not show)."""
+    from IPython.core.pylabtools import print_figure
+
+    size = smallest_font(fig)
+    metadata = {DPI_KEY: f"{fig.dpi:g}", **({FONT_KEY: f"{size:g}"} if size is not None else {})}
+    return print_figure(fig, "png", metadata=metadata, **kwargs)
+
+
+def png_font_metadata(data: bytes) -> dict:
+    """The book's text chunks of a PNG: {"min_font_pt": float or None, "dpi": float or None}."""
+    import io
+
+    from PIL import Image
+
+    text = Image.open(io.BytesIO(data)).text
+    return {"min_font_pt": float(text[FONT_KEY]) if FONT_KEY in text else None,
+            "dpi": float(text[DPI_KEY]) if DPI_KEY in text else None}
+
+
+def _install_png_formatter() -> None:
+    """Make IPython's PNG formatter for figures :func:`figure_png` (no-op outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the book's extras
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from matplotlib.figure import Figure
+
+    # resolve the backend first: the inline backend registers its own formatter when it loads
+    plt.close(plt.figure())
+    shell.display_formatter.formatters["image/png"].for_type(Figure, _png_base64)
+
+
+def _png_base64(fig) -> str | None:
+    import base64
+
+    data = figure_png(fig)
+    return None if data is None else base64.b64encode(data).decode("ascii")  # None: an empty figure
 
 
 class PhaseAxes:
@@ -61,7 +149,7 @@ def plot_phase(ax, df, x: str, y: str, value: str = "test_error", *, log_y: bool
         for j in range(len(xs)):
             if bad[i, j] > 0:
                 dark = mean[i, j] > vmin + 0.6 * (vmax - vmin)
-                ax.text(j, i, f"×{bad[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"×{bad[i, j]:.0%}", ha="center", va="center", fontsize=MIN_FONT_PT,
                         color="white" if dark else "black", fontweight="bold")
     ax.set_xticks(np.arange(len(xs)), [fmt.format(v) for v in xs])
     ax.set_yticks(np.arange(len(ys)), [fmt.format(v) for v in ys])

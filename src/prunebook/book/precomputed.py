@@ -18,6 +18,38 @@ __all__ = ["TABLES", "load", "build"]
 
 # ---- chapter 2 and 3 tables (declare with register(TableSpec(...))) ----
 
+#: Chapter 3, large steps exactly: networks without a usable neuron at lr = 1 (GD) and on the flow,
+#: in the configuration where finding 3 is seen with (1 - p) d >> n (d = 5000, m = 10, n = 50,
+#: ||mu|| = 18), at p = 0.93 (about half the networks have no usable neuron). One p and 100 seeds
+#: per table, so the networks are independent initializations. q = 3 at sigma_0 = 0.0045 and q = 4
+#: at sigma_0 = 0.01: the first-step criterion a^(q-2) > 4 m / (lr q ||mu||^2) then splits the
+#: wrong-sign neurons in both. The chapter recomputes each network's first step from its seed.
+from prunebook.experiment import Setting  # noqa: E402
+from prunebook.seeds import network_seeds  # noqa: E402
+
+OVERSHOOT_P = (0.93,)
+OVERSHOOT_CONFIGS = {  # name: (q, sigma_0, seed block)
+    "overshoot_q3": (3.0, 0.0045, 47_000),
+    "overshoot_q4": (4.0, 0.01, 47_200),
+}
+for _name, (_q, _s0, _start) in OVERSHOOT_CONFIGS.items():
+    _base = Setting(d=5000, m=10, n=50, q=_q, mu_norm=18.0, sigma_0=_s0)
+    register(TableSpec(
+        name=f"{_name}_lr1", version=1,
+        description=f"chapter 3, first-step overshoot: GD at lr = 1 for 300 steps; d = 5000, m = 10, n = 50, q = {_q:g}, "
+                    f"||mu|| = 18, sigma_0 = {_s0:g}; p = 0.93, 100 seeds",
+        axes={"p": OVERSHOOT_P}, seeds=tuple(network_seeds(0, 100, start=_start)),
+        base=_base.with_(lr=1.0, steps=300),
+    ))
+    register(TableSpec(
+        name=f"{_name}_flow", version=1,
+        description=f"chapter 3, first-step overshoot, the small-step contrast: the gradient flow to t = 300 (stopped at "
+                    f"the loss target); d = 5000, m = 10, n = 50, q = {_q:g}, ||mu|| = 18, sigma_0 = {_s0:g}; p = 0.93, "
+                    "the same 100 seeds",
+        axes={"p": OVERSHOOT_P}, seeds=tuple(network_seeds(0, 100, start=_start)),
+        base=_base.with_(dynamics="flow", t_end=300.0, stop_loss=1e-2),
+    ))
+
 
 # ---- chapter 4 tables ----
 
@@ -130,6 +162,19 @@ register(TableSpec(
 
 
 # ---- chapter 5 and 6 tables ----
+
+#: Chapter 5's dense-signal ablation: random pruning with a sparse and a dense signal at two signal
+#: norms, on the gradient flow to t = 1000 (chapter 4's configuration otherwise); 40 seeds, the
+#: block after the 100 seeds chapter 5 prunes with every criterion (paired across p, signal, norm).
+CRITERIA_DENSE_P = (0.0, 0.5, 0.8, 0.9, 0.95, 0.97)
+register(TableSpec(
+    name="criteria_dense_ablation", version=1,
+    description="dense-signal ablation: sparse and dense signal, ||mu|| = 8 and 12, p from 0 to 0.97 (6 values), "
+                "40 seeds; d = 1000, n = 50, m = 20, q = 3, gradient flow to t = 1000 (rtol 1e-4)",
+    axes={"p": CRITERIA_DENSE_P, "signal": ("sparse", "dense"), "mu_norm": (8.0, 12.0)},
+    seeds=tuple(network_seeds(0, 40, start=100)),
+    base=Setting(d=1000, n=50, m=20, q=3.0, mu_norm=8.0, dynamics="flow", t_end=1000.0),
+))
 
 
 def main(argv: list[str]) -> int:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+import pandas as pd
 import torch
 
 from prunebook._checks import check_finite, check_labels, check_positive, check_q, check_tensor
 from prunebook.conventions import class_signs
 from prunebook.pruning import usable
 
-__all__ = ["Stage1", "stage1_rates", "blowup_time", "Race", "stage1_race", "learned_noise_spread"]
+__all__ = ["Stage1", "stage1_rates", "blowup_time", "Race", "stage1_race", "learned_noise_spread",
+           "signal_overlaps", "first_time", "race_bins", "HeldOutThreshold", "held_out_threshold"]
 
 
 class Stage1(NamedTuple):
@@ -120,3 +123,88 @@ def learned_noise_spread(rho, M, xi, *, sigma_p: float = 1.0):
     v = torch.einsum("...jri,...ik->...jrk", c, xi) * Mf  # sum_i c_i xi_i ⊙ m
     # the fresh noise is isotropic on mu's complement and v is orthogonal to mu: Var = sigma_p^2 ||v||^2
     return sigma_p * v.norm(dim=-1)
+
+
+def signal_overlaps(gamma, W0, M, mu):
+    """The signal overlaps x_t = j <w_t ⊙ m, mu> = j <w0 ⊙ m, mu> + j gamma_t of recorded signal
+    coefficients gamma [T, ..., 2, m] (W0, M [..., 2, m, d], mu [..., d]); exact for the sparse
+    signal, whose coordinate no noise vector touches. Returns [T, ..., 2, m]."""
+    check_tensor("gamma", gamma, ndim_min=3)
+    j = class_signs(gamma)[:, None]
+    x0 = j * ((W0 * M.to(W0.dtype)) * mu.to(W0.dtype)[..., None, None, :]).sum(-1)
+    return x0.to(gamma.dtype) + j * gamma
+
+
+def first_time(times, values, level: float):
+    """The first of ``times`` [T] at which ``values`` [T, ...] reach ``level`` (inf where never), [...]."""
+    times = torch.as_tensor(times, dtype=torch.float64)
+    values = torch.as_tensor(values)
+    if values.shape[0] != times.shape[0]:
+        raise ValueError(f"values: the first axis ({values.shape[0]}) must match times ({times.shape[0]})")
+    hit = values >= level
+    idx = hit.to(torch.int64).argmax(0)
+    return torch.where(hit.any(0), times[idx], torch.full(idx.shape, math.inf, dtype=torch.float64))
+
+
+def race_bins(ratio, success, edges) -> pd.DataFrame:
+    """Success counts of independent networks in bins of the race ratio R, with 95% Wilson intervals.
+
+    ``ratio`` and ``success`` have one entry per network; ``edges`` are increasing bin edges (the
+    last may be inf). Returns one row per non-empty bin: lo, hi, centre (geometric, or 1.5 lo for an
+    open last bin), k, n, wilson_lo, wilson_hi.
+    """
+    from prunebook.stats import wilson_interval
+
+    r = np.asarray(ratio, dtype=float)
+    ok = np.asarray(success, dtype=bool)
+    edges = np.asarray(edges, dtype=float)
+    if r.shape != ok.shape or r.ndim != 1:
+        raise ValueError("ratio: ratio and success must be 1-d arrays of equal length")
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError("edges: need at least two increasing bin edges")
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (r >= lo) & (r < hi)
+        if not inside.any():
+            continue
+        k, n = int(ok[inside].sum()), int(inside.sum())
+        wlo, whi = wilson_interval(k, n)
+        centre = math.sqrt(lo * hi) if lo > 0 and math.isfinite(hi) else (1.5 * lo if lo > 0 else hi / 1.5)
+        rows.append(dict(lo=lo, hi=hi, centre=centre, k=k, n=n, wilson_lo=float(wlo), wilson_hi=float(whi)))
+    return pd.DataFrame(rows)
+
+
+class HeldOutThreshold(NamedTuple):
+    """A threshold on R fitted on some networks and judged on others."""
+
+    fitted: float  #: R at which a logistic fit (on log R) of the fitting networks puts P(success) = 1/2
+    fit_networks: int
+    eval_networks: int
+    agree_fitted: int  #: evaluation networks whose outcome the fitted threshold predicts
+    agree_one: int  #: evaluation networks whose outcome the unfitted threshold R = 1 predicts
+
+
+def held_out_threshold(ratio, success, fit) -> HeldOutThreshold:
+    """Fit the half-way point of R on the networks marked ``fit`` and count, on the others, how
+    many outcomes it predicts, against the threshold 1 that the heuristic gives with nothing fitted.
+    One entry per independent network (a network with R = 0, i.e. no usable neuron, is predicted to fail).
+    Where the fitting networks (with R > 0) show only one outcome there is no threshold to locate:
+    ``fitted`` is then nan and ``agree_fitted`` 0."""
+    from prunebook.stats import logistic_fit
+
+    r = np.asarray(ratio, dtype=float)
+    ok = np.asarray(success, dtype=bool)
+    fit = np.asarray(fit, dtype=bool)
+    if not (r.shape == ok.shape == fit.shape) or r.ndim != 1:
+        raise ValueError("fit: ratio, success and fit must be 1-d arrays of equal length")
+    use = fit & (r > 0)
+    ev = ~fit
+    agree_one = int(((r[ev] > 1) == ok[ev]).sum())
+    if ok[use].all() or not ok[use].any():
+        return HeldOutThreshold(math.nan, int(fit.sum()), int(ev.sum()), 0, agree_one)
+    a, b = logistic_fit(np.log(r[use]), ok[use].astype(float))
+    if not b > 0:
+        raise ValueError("success: the fitted success probability does not grow with R")
+    fitted = float(np.exp(-a / b))
+    return HeldOutThreshold(fitted, int(fit.sum()), int(ev.sum()), int(((r[ev] > fitted) == ok[ev]).sum()),
+                            agree_one)

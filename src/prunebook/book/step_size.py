@@ -35,8 +35,10 @@ def step_size_limit(W0: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch
                     record_times: Sequence[float] | None = None, record=("loss", "gamma", "rho")) -> StepSizeLimit:
     """GD at each lr in ``lrs`` for t_end / lr steps and the flow (rtol 1e-10) on one network, in float64.
 
-    W0, M [2, m, d], X [n, 2, d], y [n]. ``record_times`` (multiples of every lr) are recorded by
-    both. Every t_end / lr must be a whole number of steps.
+    W0, M [2, m, d], X [n, 2, d], y [n]. The flow records at every time in ``record_times`` (and 0,
+    t_end); each GD run records at those of them that are whole multiples of its lr (every record
+    time is, for a small enough lr), every gcd of their step counts. Every t_end / lr must be a
+    whole number of steps.
     """
     t_end = check_positive("t_end", t_end)
     fit_below = check_positive("fit_below", fit_below)
@@ -52,7 +54,7 @@ def step_size_limit(W0: torch.Tensor, M: torch.Tensor, X: torch.Tensor, y: torch
     move = float((reference.W - W0).norm())
     gd, distance = [], []
     for lr, s in zip(lrs, steps):
-        every = [round(t / lr) for t in times[1:]]
+        every = [round(t / lr) for t in times[1:] if abs(t / lr - round(t / lr)) <= 1e-9 * max(t / lr, 1)]
         stride = int(np.gcd.reduce(every)) if every else round(s)
         res = train(W0, M, X, y, q=q, lr=lr, steps=round(s), engine="coefficients", record=record, record_every=stride)
         gd.append(res)

@@ -31,6 +31,7 @@ from prunebook.conventions import class_signs, error_from_margins
 from prunebook.decomposition import PatchSplit, gram_matrices
 from prunebook.engines import coefficient_kernel
 from prunebook.engines.guard import Recorder, guarded_steps
+from prunebook.engines.threads import kernel_threads
 from prunebook.network import mean_logistic_loss
 from prunebook.result import TrainResult, record_steps
 
@@ -204,11 +205,12 @@ def _run_chunk(system: CoefficientSystem, n: int, *, steps: int, names, every: i
 def _run_kernel(K, h0, cols, y, n, *, q, lr, steps, names, every):
     """All networks through the compiled CPU kernel; returns (c, diverged, histories) like the torch path."""
     dtype = h0.dtype
-    loss, error, coef, c, diverged, _ = coefficient_kernel.run_networks(
-        K.contiguous().numpy(), h0.contiguous().numpy(), cols.contiguous().numpy(), y.to(dtype).contiguous().numpy(),
-        lr=lr, q=q, steps=steps, record_at=record_steps(steps, every),
-        want_error="train_error" in names, want_coefficients=bool(names & {"gamma", "rho"}),
-    )
+    with kernel_threads():
+        loss, error, coef, c, diverged, _ = coefficient_kernel.run_networks(
+            K.contiguous().numpy(), h0.contiguous().numpy(), cols.contiguous().numpy(), y.to(dtype).contiguous().numpy(),
+            lr=lr, q=q, steps=steps, record_at=record_steps(steps, every),
+            want_error="train_error" in names, want_coefficients=bool(names & {"gamma", "rho"}),
+        )
     hist = {"loss": torch.from_numpy(loss)}
     if error is not None:
         hist["train_error"] = torch.from_numpy(error)

@@ -38,6 +38,7 @@ import torch
 from prunebook.conventions import error_from_margins
 from prunebook.engines import coefficients as coef
 from prunebook.engines import flow_kernel
+from prunebook.engines.threads import kernel_threads
 from prunebook.engines.flow_kernel import FAILED, MAX_FACTOR, MIN_FACTOR, REACHED, RUNNING, SAFETY, STOP_ITERATIONS, STOP_RTOL, STOPPED
 from prunebook.network import mean_logistic_loss
 from prunebook.result import TrainResult
@@ -369,8 +370,9 @@ def run(W0, M, basis: coef.Basis, y, *, q, t_end, rtol, method, record_at, names
                    stop_loss=-1.0 if stop_loss is None else float(stop_loss), max_steps=max_steps, q=q,
                    want_error="train_error" in names, want_coefficients=bool(names & {"gamma", "rho"}))
     if W0.device.type == "cpu" and USE_KERNEL and flow_kernel.AVAILABLE:
-        out = flow_kernel.run_networks(K.contiguous().numpy(), h0.contiguous().numpy(), basis.cols.numpy(),
-                                       y_flat.contiguous().numpy(), atol.numpy(), **options)
+        with kernel_threads() as threads:
+            out = flow_kernel.run_networks(K.contiguous().numpy(), h0.contiguous().numpy(), basis.cols.numpy(),
+                                           y_flat.contiguous().numpy(), atol.numpy(), threads=threads, **options)
         out = {k: (None if v is None else torch.from_numpy(v)) for k, v in out.items()}
     else:
         out = _run_torch(K, h0, basis.cols, y_flat, atol.to(W0.device), **options)

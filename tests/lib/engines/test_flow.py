@@ -4,7 +4,6 @@ against its torch path, batch independence, float32, the early stop, records, fa
 import math
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from scipy.integrate import solve_ivp

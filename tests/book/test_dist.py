@@ -92,5 +92,5 @@ def test_the_sdist_holds_the_package_sources_and_licence_only(dist):
         names = [n.split("/", 1)[1] for n in tf.getnames() if "/" in n]
     assert {"pyproject.toml", "README.md", "LICENSE", "PKG-INFO", "src/prunebook/py.typed",
             "src/prunebook/_version.py"} <= set(names)
-    for forbidden in ("tests/", "chapters/", "tools/", "_static/", "_build", ".venv", ".ipynb", "build/lib"):
+    for forbidden in ("tests/", "chapters/", "tools/", "_static/", "_vendor/", "_build", ".venv", ".ipynb", "build/lib"):
         assert not any(n.startswith(forbidden) or forbidden in n for n in names), forbidden

@@ -55,10 +55,22 @@ def test_make_installs_torch_from_the_cpu_index_first_then_the_package_under_the
 def test_make_constraints_freezes_a_fresh_venv_without_the_old_constraints():
     lines = _dry_run("constraints")
     assert re.search(r"-m venv \S*prunebook-constraints-venv", lines[1])
-    pkg = next(ln for ln in lines if "-e '.[book,test]'" in ln)
-    assert "-c " not in pkg, "a refresh resolves the ranges of pyproject anew"
-    assert any("tools/constraints.py freeze --out constraints.txt" in ln for ln in lines)
+    pkg = next(i for i, ln in enumerate(lines) if "-e '.[book,test]'" in ln)
+    assert "-c " not in lines[pkg], "a refresh resolves the ranges of pyproject anew"
+    # then otter-grader's tree, under the book and test extras' fresh pins (it must not move them)
+    book = next(i for i, ln in enumerate(lines) if "constraints.py freeze --extras book,test --out" in ln)
+    grading = next(i for i, ln in enumerate(lines) if "-e '.[grading]'" in ln)
+    pinned = re.search(r"--out (\S+)", lines[book]).group(1)
+    assert pkg < book < grading and f"-c {pinned} " in lines[grading]
+    final = next(i for i, ln in enumerate(lines) if "tools/constraints.py freeze --out constraints.txt" in ln)
+    assert grading < final and "--extras" not in lines[final], "constraints.txt pins all three extras"
     assert "make constraints" in (ROOT / "README.md").read_text(), "the README documents the refresh"
+
+
+def test_make_installs_the_grader_under_the_constraints():
+    lines = _dry_run(".venv/.installed-grading")
+    grading = next(ln for ln in lines if "-e '.[grading]'" in ln)
+    assert "-c constraints.txt" in grading
 
 
 # --- constraints.txt --------------------------------------------------------------------------
@@ -88,6 +100,7 @@ def test_constraints_pin_every_installed_package_the_extras_need():
     pins = constraints.parse(ROOT / "constraints.txt")
     needed = constraints.pins(ROOT)
     assert {"jupyter-book", "sphinx", "myst-nb", "docutils", "selenium", "zizmor"} <= set(needed)
+    assert {"otter-grader", "jupytext", "python-on-whales", "dill"} <= set(needed), "the grading extra's tree too"
     missing = sorted(set(needed) - set(pins))
     assert not missing, f"not pinned (run `make constraints`): {missing}"
 
@@ -107,7 +120,18 @@ def test_freeze_output_round_trips(tmp_path):
     (tmp_path / "c.txt").write_text(text)
     parsed = constraints.parse(tmp_path / "c.txt")
     assert {n: next(iter(r.specifier)).version for n, r in parsed.items()} == pinned
-    assert "make constraints" in text
+    assert "make constraints" in text and "book, test and grading extras' tree" in text
+    assert "the book and test extras' tree" in constraints.render(pinned, ("book", "test"))
+
+
+def test_constraints_txt_pins_the_grading_extra():
+    """otter-grader's tree is in constraints.txt: `make test`, `make assignments` and `make grade`
+    install it with -c constraints.txt, so none of it may float."""
+    pins = constraints.parse(ROOT / "constraints.txt")
+    assert "grading" in constraints.EXTRAS
+    assert any(r.name == "otter-grader" for r in constraints.top_level(ROOT))
+    assert {"otter-grader", "jupytext", "python-on-whales", "fica"} <= set(pins)
+    assert "book, test and grading" in (ROOT / "constraints.txt").read_text().splitlines()[0]
 
 
 # --- tools/install_torch.py against local indexes ------------------------------------------------
@@ -204,6 +228,18 @@ def test_neither_index_working_fails_naming_both(tmp_path, venv):
     assert res.returncode == 1
     assert f"could not install fakelib==1.0: neither {unreachable} nor pip's default index worked" in res.stderr
     assert "First attempt's last lines" in res.stderr
+
+
+def test_no_fallback_never_asks_the_default_index(tmp_path, venv):
+    """--no-fallback (tests/test_colab.py: Colab's torch as a CPU build or not at all): an unreachable
+    CPU index fails at once, though the default index has the package."""
+    default = _index(tmp_path / "default", "fakelib", "1.0")
+    unreachable = f"http://127.0.0.1:{_closed_port()}/whl/cpu"
+    res = _install(venv, "fakelib==1.0", "--index", unreachable, "--no-fallback", default_index=default)
+    assert res.returncode == 1
+    assert f"could not install fakelib==1.0 from {unreachable}" in res.stderr and "--no-fallback" in res.stderr
+    assert "asking pip's default index" not in res.stdout
+    assert subprocess.run([str(venv), "-c", "import fakelib"], capture_output=True).returncode != 0
 
 
 def test_an_installed_torch_is_kept_with_its_record(tmp_path, venv):

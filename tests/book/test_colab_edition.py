@@ -257,26 +257,160 @@ def edition(tmp_path_factory):
 
 
 def test_every_chapter_has_an_edition(edition):
-    assert list(edition) == [p.stem for p in nbtools.toc_notebooks()]
+    assert list(edition) == [p.stem for p in nbtools.toc_notebooks(pages=True)]
 
 
-@pytest.mark.parametrize("chapter", [p.stem for p in nbtools.toc_notebooks()])
+def _expected_code(cell):
+    """The code cell(s) the edition makes of a chapter's code cell (module docstring of the tool)."""
+    src, tags = "".join(cell["source"]), set(cell["metadata"].get("tags", []))
+    if "# BEGIN SOLUTION" in src:
+        solution = "\n".join(ln for ln in src.split("\n") if ln.strip() not in ("# BEGIN SOLUTION", "# END SOLUTION"))
+        return [load_tool("assignments").strip_code(src), ce.SOLUTION_TITLE + "\n" + solution]
+    if tags & ce.FOLD_TAGS and "colab-install" not in tags:
+        return [None]  # folded under a title: checked below
+    return [src]
+
+
+@pytest.mark.parametrize("chapter", [p.stem for p in nbtools.toc_notebooks(pages=True)])
 def test_chapter_edition(edition, chapter):
     nb, source = edition[chapter], json.loads((ROOT / "chapters" / f"{chapter}.ipynb").read_text())
     assert ce.raw_myst(nb) == []
     assert "".join(nb["cells"][0]["source"]) == nbtools.colab_source()
-    kept = ["".join(c["source"]) for c in source["cells"] if c["cell_type"] == "code"
-            and not set(c["metadata"].get("tags", [])) & ce.DROP_TAGS]
-    assert ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"] == kept
+    kept = [c for c in source["cells"] if c["cell_type"] == "code" and not set(c["metadata"].get("tags", [])) & ce.DROP_TAGS]
+    got = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    want = [(c, w) for c in kept for w in _expected_code(c)]
+    assert len(got) == len(want)
+    for g, (c, w) in zip(got, want):
+        text = "".join(g["source"])
+        if w is None:  # a hide-input / hide-cell cell: folded (a form) under a title, its code unchanged
+            assert g["metadata"]["cellView"] == "form" and text.startswith("#@title ")
+            assert text.split("\n", 1)[1] == "".join(c["source"])
+        else:
+            assert text == w
+            folded = text.startswith(ce.SOLUTION_TITLE)
+            assert (g["metadata"].get("cellView") == "form") == folded, "only solutions are folded among these"
     text = markdown(nb)
     src_md = "\n".join("".join(c["source"]) for c in source["cells"] if c["cell_type"] == "markdown")
-    assert text.count("<details>") == src_md.count("{solution}"), "every solution sits in a closed <details>"
+    dropdowns = len(re.findall(r"^:::+\{admonition\}[^\n]*\n(?::[\w-]+:[^\n]*\n)*?:class:[^\n]*dropdown", src_md, re.M))
+    sections = nb["metadata"]["colab"].get("collapsed_sections", [])
+    assert text.count("<details>") + len(sections) == src_md.count("{solution}") + dropdowns, \
+        "every solution and dropdown sits in a closed <details> or a collapsed section"
     assert len(re.findall(r"^> \*\*Exercise \d", text, re.M)) == src_md.count("{exercise}")
     assert text.count("\\tag{") == len(re.findall(r":label:\s*eq-", src_md))
     figures = [c for c in source["cells"] if c["metadata"].get("mystnb", {}).get("figure")]
     assert len(re.findall(r"^\*\*Fig\. [\d.]+\.\*\* ", text, re.M)) == len(figures)
     if "{footcite" in src_md:
         assert re.search(r"^- .+\d{4}\.", text.split("References")[-1], re.M), "a reference list"
+
+
+# --- Colab's interface: exercises, folded cells, evidence blocks
+
+EXERCISE_CHAPTER = [
+    md("""
+        # One
+
+        ## First section
+
+        Main text.
+
+        :::{admonition} Evidence: the claim holds on fresh seeds
+        :class: dropdown
+        The statistics, $p = 0.9$.
+        :::
+        """),
+    code("# compute the statistics\nstats = 1 + 1", tags=["hide-cell"]),
+    md("""
+        ## Second section
+
+        :::{admonition} Evidence: an ablation
+        :class: dropdown
+        Ablation text.
+        :::
+
+        More main text after the block.
+
+        Code exercise 1.1 (core, 1 point): write `double`.
+        """),
+    code("def double(x):\n    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION", tags=["hide-input"],
+         exercise={"id": "1.1", "points": 1, "level": "core"}),
+    code('assert double(3) == 6\nprint("check passed")', tags=["check"]),
+    code("assert double(4) == 8", tags=["hidden-check", "remove-cell"]),
+    code("import sys\nprint('figure', file=sys.stdout)", tags=["hide-input"]),
+    md("## References"),
+]
+
+
+@pytest.fixture
+def exercise_book(tmp_path):
+    return tiny_book(tmp_path, {"00_zero": CHAPTER_ZERO, "01_one": EXERCISE_CHAPTER})
+
+
+def test_a_code_exercise_shows_its_stub_and_folds_its_solution(exercise_book):
+    cells = render(exercise_book)["01_one"]["cells"]
+    code_cells = [c for c in cells if c["cell_type"] == "code"]
+    sources = ["".join(c["source"]) for c in code_cells]
+    k = next(i for i, s in enumerate(sources) if s.startswith("def double"))
+    assert "NotImplementedError" in sources[k] and "return 2 * x" not in sources[k], "the stub comes first"
+    assert code_cells[k]["metadata"].get("cellView") is None and "hide-input" not in code_cells[k]["metadata"]["tags"]
+    assert code_cells[k]["metadata"]["exercise"]["id"] == "1.1"
+    assert sources[k + 1] == ce.SOLUTION_TITLE + "\ndef double(x):\n    return 2 * x"
+    assert code_cells[k + 1]["metadata"]["cellView"] == "form", "the solution is one click away"
+    assert sources[k + 2].startswith("assert double(3) == 6"), "then the check"
+    assert not any("double(4)" in s for s in sources), "hidden checks stay out"
+
+
+def test_hide_input_cells_are_folded_under_a_title(exercise_book):
+    cells = [c for c in render(exercise_book)["01_one"]["cells"] if c["cell_type"] == "code"]
+    folded = {"".join(c["source"]).split("\n")[0]: c for c in cells if c["metadata"].get("cellView") == "form"}
+    assert set(folded) == {"#@title compute the statistics", "#@title Code (double-click to show)", ce.SOLUTION_TITLE}
+    install = cells[0]
+    assert "cellView" not in install["metadata"] and "".join(install["source"]) == "# install"
+
+
+def test_evidence_blocks_become_collapsed_sections_or_details(exercise_book):
+    nb = render(exercise_book)["01_one"]
+    cells = nb["cells"]
+    texts = ["".join(c["source"]) for c in cells]
+    collapsed = nb["metadata"]["colab"]["collapsed_sections"]
+    # the first block and its folded code cell are followed by a "##" heading: a collapsed "###" section
+    h = texts.index("### Evidence: the claim holds on fresh seeds")
+    assert collapsed == [cells[h]["id"]] and cells[h]["metadata"]["id"] == cells[h]["id"]
+    assert texts[h + 1] == "The statistics, $p = 0.9$." and "".join(cells[h + 2]["source"]).startswith("#@title")
+    assert texts[h + 3].startswith("## Second section")
+    # the second is followed by main text, which a section would swallow: a closed <details>
+    assert "<details>\n<summary>Evidence: an ablation</summary>\n\nAblation text.\n\n</details>" in texts
+    assert not any("prunebook_evidence" in c["metadata"] for c in cells)
+    assert all(ce.raw_myst(nb) == [] for nb in [nb])
+
+
+def test_flattened_copies_keep_their_cells(exercise_book):
+    """Student and solution copies are flattened without Colab's interface: cells stay as they are."""
+    source = json.loads((exercise_book / "chapters" / "01_one.ipynb").read_text())
+    source["metadata"]["prunebook"] = {"assignment": "01_one"}
+    flat = ce.flatten_notebook(source, exercise_book)
+    codes = ["".join(c["source"]) for c in flat["cells"] if c["cell_type"] == "code"]
+    assert any("# BEGIN SOLUTION" in s for s in codes) and not any(s.startswith("#@title") for s in codes)
+    assert "collapsed_sections" not in flat["metadata"]["colab"]
+    assert "<details>\n<summary>Evidence: the claim holds on fresh seeds</summary>" in markdown(flat)
+
+
+@pytest.mark.notebooks
+def test_run_all_completes_with_the_folded_solution(exercise_book, tmp_path):
+    """"Run all" on the edition: the stub defines, the folded solution redefines, the check passes.
+    Control: without the solution cell, the check fails on the stub."""
+    import papermill as pm
+
+    nb = render(exercise_book)["01_one"]
+    path = tmp_path / "edition.ipynb"
+    path.write_text(json.dumps(nb))
+    pm.execute_notebook(str(path), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False)
+    out = json.loads((tmp_path / "out.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in out["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+    assert "check passed" in printed
+    nb["cells"] = [c for c in nb["cells"] if not "".join(c["source"]).startswith(ce.SOLUTION_TITLE)]
+    path.write_text(json.dumps(nb))
+    with pytest.raises(pm.PapermillExecutionError, match="NotImplementedError"):
+        pm.execute_notebook(str(path), str(tmp_path / "out2.ipynb"), kernel_name="python3", progress_bar=False)
 
 
 def test_numbers_match_the_built_book(built_book):
@@ -313,3 +447,15 @@ def test_download_links_point_where_sphinx_puts_the_file(book):
     first = want.add_file("chapters/01_one", "chapters/figure-data/phase-pn.csv")
     second = want.add_file("chapters/01_one", "extra/raw.csv")
     assert got == (f"the [data]({b.base_url}_downloads/{first}) and [raw.csv]({b.base_url}_downloads/{second})")
+
+
+def test_the_landing_page_counts_with_the_unnumbered_chapters(book):
+    """Sphinx numbers the landing page and the unnumbered chapters with one count: an equation on
+    the landing page makes the unnumbered chapter's first equation (2), as in the built book."""
+    (book / "intro.md").write_text("# Intro\n\n$$ a = 1 $$ (eq-intro)\n\n```{figure} x.png\n---\nname: fig-intro\n---\nA.\n```\n")
+    eds = render(book)
+    zero = markdown(eds["00_zero"])
+    assert "\\tag{2}" in zero and "and (2)." in zero
+    assert "\\tag{1.1}" in markdown(eds["01_one"]), "numbered chapters count on their own"
+    targets = ce.collect(ce.load_book(book))
+    assert targets["fig-intro"].number == "1" and targets["fig-intro"].doc == "intro"

@@ -11,12 +11,13 @@ import pytest
 
 from conftest import load_tool
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 build_book = load_tool("build_book")
 nbtools = load_tool("notebooks")
 CHAPTERS = [p.stem for p in nbtools.toc_notebooks()]
+NOTEBOOK_PAGES = [p.stem for p in nbtools.toc_notebooks(pages=True)]  # the chapters and the companion pages
 
 
 class Page(html.parser.HTMLParser):
@@ -84,7 +85,7 @@ def test_colab_links_open_the_chapter_edition_at_the_release(built_book, colab_e
             assert m.group(1) == page, f"{html.relative_to(built_book)}: Colab link opens {m.group(1)}"
             assert (colab_edition / m.group(1)).exists(), f"{h}: {m.group(1)} is not in the Colab edition"
             seen[page] = h
-    assert sorted(seen) == [f"chapters/{c}.ipynb" for c in CHAPTERS], "every chapter page has its Colab link"
+    assert sorted(seen) == [f"chapters/{c}.ipynb" for c in NOTEBOOK_PAGES], "every notebook page has its Colab link"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -108,6 +109,32 @@ def test_bibliography_and_landing_page(built_book):
     for key in ("pruning before training may improve generalization", "benign overfitting", "snip", "synaptic flow"):
         assert key in bib
     assert (built_book / "intro.html").exists() and (built_book / "index.html").exists()
+
+
+def test_the_introduction_tells_the_story_and_points_to_the_changelog(built_book):
+    """The story figures, drawn by the build from the shipped tables; the erratum in the changelog."""
+    page = parse(built_book / "intro.html")
+    text = (built_book / "intro.html").read_text()
+    shown = [i["src"] for i in page.imgs if "_images/" in i.get("src", "")]
+    assert sorted(pathlib.Path(s).name for s in shown) == ["story-regimes.png", "story-schematic.png"]
+    assert all(i.get("alt", "").strip() for i in page.imgs if "_images/" in i.get("src", ""))
+    for name in ("story-regimes.png", "story-schematic.png"):
+        built, drawn = built_book / "_images" / name, ROOT / "_static" / "generated" / name
+        assert built.read_bytes() == drawn.read_bytes(), f"{name}: the book shows the figure this build drew"
+    assert "Erratum" not in text and "CHANGELOG.html" in text, "the erratum moved; one pointer remains"
+    changelog = (built_book / "CHANGELOG.html").read_text()
+    assert "Erratum: what earlier versions said about over-pruning" in changelog
+
+
+def test_the_interactive_page_serves_vega_itself(built_book):
+    """The explorer's output loads Vega from the book's _static (the CDN only as a fallback outside it)."""
+    from prunebook.book import explore
+
+    html = (built_book / "chapters" / "04b_explore_phase.html").read_text()
+    assert 'class="prunebook-explorer"' in html
+    for script in explore.LOCAL_SCRIPTS:
+        assert script in html
+        assert (built_book / "chapters" / script).resolve().is_file(), f"{script} is in the built site"
 
 
 def _tiny_book(root: pathlib.Path, value: int) -> None:
