@@ -145,3 +145,26 @@ def test_seed_bootstrap_fraction_resamples_seeds_not_networks():
     assert r.hi - r.lo > 0.4  # about a 10-seed interval, far wider than a 90-network one (~0.2)
     with pytest.raises(ValueError, match="hits"):
         boundary.seed_bootstrap_fraction(seeds, hits[:-1])
+
+
+def test_an_outcome_replaces_success_in_the_boundary_and_the_slope():
+    df = synthetic(1.5, seeds=20, seed=3)
+    rule = (df.n.to_numpy() > 40 * (1 - df.p.to_numpy()) ** 1.0)  # a rule whose boundary has slope 1
+    flipped = df.assign(test_error=np.where(rule, 0.0, 0.5))
+    a = boundary.boundary_per_row(df, outcome=rule, n_boot=30)
+    b = boundary.boundary_per_row(flipped, n_boot=30)
+    pd.testing.assert_frame_equal(a.drop(columns="successes"), b.drop(columns="successes"))
+    r = boundary.scaling_slope(df, outcome=rule, n_boot=30)
+    assert r.estimate == pytest.approx(boundary.scaling_slope(flipped, n_boot=30).estimate)
+    assert r.estimate == pytest.approx(1.0, abs=0.15)
+    with pytest.raises(ValueError, match="outcome"):
+        boundary.scaling_slope(df, outcome=rule[:5])
+
+
+def test_first_seeds_keeps_whole_seeds():
+    df = pd.DataFrame({"seed": [5, 3, 9, 3, 5, 1], "p": [0, 0, 0, 0.5, 0.5, 0.5]})
+    assert sorted(boundary.first_seeds(df, 2).seed) == [1, 3, 3]
+    assert boundary.first_seeds(df, None) is df
+    assert len(boundary.first_seeds(df, 10)) == 6
+    with pytest.raises(ValueError, match="k"):
+        boundary.first_seeds(df, 0)

@@ -79,8 +79,12 @@ def test_phase_pn_loads_with_its_declared_grid_and_recomputes():
     recompute_and_compare(df, rows)
 
 
-@pytest.mark.parametrize("name", ["scaling_q3_d4000", "scaling_q4_d1000", "scaling_q4_d4000", "finding3",
-                                  "lr_ablation_lr1", "lr_ablation_lr0p1", "lr_ablation_lr0p01"])
+CHAPTER4_TABLES = ["lr_ablation_lr1", "lr_ablation_lr0p1", "lr_ablation_lr0p01", "lr_ablation_flow",
+                   "phase_pn_flow", "phase_pmu_flow", "scaling_q4_flow", "finding2_flow", "finding2_m12_flow",
+                   "finding3_flow"]
+
+
+@pytest.mark.parametrize("name", CHAPTER4_TABLES)
 def test_chapter4_tables_load_complete_and_recompute(name):
     from prunebook.book.precomputed import TABLES, load
 
@@ -90,6 +94,22 @@ def test_chapter4_tables_load_complete_and_recompute(name):
     assert len(df) == cells * len(spec.seeds)
     for axis, values in spec.axes.items():
         assert sorted(df[axis].unique()) == sorted(values), axis
-    assert df.converged.mean() > 0.98, "steps chosen so that almost every run converges"
+    # horizons chosen so that almost every run converges below p = 0.98, where a neuron keeps at least
+    # 20 coordinates; above it, and where a sample stalls at output 0, runs are reported, not assumed
+    assert df[df.p < 0.98].converged.mean() > 0.98
     rows = numpy_rng(4).choice(len(df), size=3, replace=False).tolist()
     recompute_and_compare(df, rows)
+
+
+def test_flow_tables_run_on_the_flow_and_share_seeds_where_they_pair():
+    from prunebook.book.precomputed import TABLES
+
+    flow = [n for n in CHAPTER4_TABLES if n.endswith("_flow")]
+    assert all(TABLES[n].base.dynamics == "flow" for n in flow)
+    assert TABLES["finding2_flow"].seeds == TABLES["finding2_m12_flow"].seeds  # the same data at m = 12
+    assert TABLES["lr_ablation_flow"].seeds == TABLES["lr_ablation_lr1"].seeds  # paired with the lr tables
+    blocks = {n: set(TABLES[n].seeds) for n in flow if n not in ("finding2_m12_flow", "lr_ablation_flow")}
+    names = sorted(blocks)
+    for i, a in enumerate(names):  # fresh seeds: no two evidence tables share a seed
+        for b in names[i + 1:]:
+            assert not blocks[a] & blocks[b], (a, b)

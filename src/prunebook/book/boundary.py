@@ -32,7 +32,7 @@ from prunebook.stats import LEVEL, BootstrapResult, bootstrap_seeds, logistic_fi
 from prunebook.theory import prob_no_usable_neuron
 
 __all__ = [
-    "split_seeds", "success", "has_usable", "success_cells", "logistic_fit_multi", "boundary_per_row",
+    "split_seeds", "first_seeds", "success", "has_usable", "success_cells", "logistic_fit_multi", "boundary_per_row",
     "scaling_fit", "scaling_slope", "failure_rates", "choose_and_report", "slope_difference",
     "seed_bootstrap_fraction",
 ]
@@ -65,6 +65,17 @@ def split_seeds(seeds: Sequence[int]) -> tuple[list[int], list[int]]:
     return s[:half], s[half:]
 
 
+def first_seeds(df: pd.DataFrame, k: int | None) -> pd.DataFrame:
+    """The rows of the ``k`` smallest seeds of a sweep table (every row if ``k`` is None): a quick
+    run (a chapter's smoke mode) on whole seeds, so that every network of a seed stays with it."""
+    _require(df, "seed")
+    if k is None:
+        return df
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: an integer >= 1 or None, got {k!r}")
+    return df[df["seed"].isin(sorted(df["seed"].unique())[:k])]
+
+
 def success(df: pd.DataFrame, level: float = SUCCESS_ERROR) -> np.ndarray:
     """Boolean per row: the network learned the signal (test error below ``level``)."""
     _require(df, "test_error")
@@ -75,6 +86,16 @@ def has_usable(df: pd.DataFrame) -> np.ndarray:
     """Boolean per row: the network has at least one usable neuron (in either class)."""
     _require(df, "usable_pos", "usable_neg")
     return ((df["usable_pos"] + df["usable_neg"]) > 0).to_numpy()
+
+
+def _outcome(df: pd.DataFrame, outcome, level: float) -> np.ndarray:
+    """The binary outcome per row: ``outcome`` (one bool per row) if given, else :func:`success`."""
+    if outcome is None:
+        return success(df, level)
+    out = np.asarray(outcome)
+    if out.shape != (len(df),) or not (out.dtype == bool or np.isin(out, (0, 1)).all()):
+        raise ValueError("outcome: need one boolean per row of df")
+    return out.astype(bool)
 
 
 def success_cells(df: pd.DataFrame, x: str, y: str, *, level: float = SUCCESS_ERROR) -> pd.DataFrame:
@@ -126,20 +147,22 @@ def _seed_rows(seeds: np.ndarray) -> dict:
 
 
 def boundary_per_row(df: pd.DataFrame, *, by: str = "p", along: str = "n", level: float = SUCCESS_ERROR,
-                     n_boot: int = 500, seed: int = 0) -> pd.DataFrame:
+                     n_boot: int = 500, seed: int = 0, outcome=None) -> pd.DataFrame:
     """The value of ``along`` on the race boundary (success probability 1/2) at each value of ``by``.
 
     For each ``by`` value, a logistic fit of success against log(``along``) over the networks given
     (pass converged networks with a usable neuron); the boundary is where it crosses 1/2. Reported
     only where the cells' success fractions straddle 1/2 inside the grid (else NaN: the boundary
     lies outside it). The interval is a 95% bootstrap over seeds, with its degenerate resamples
-    (all successes or all failures, or a boundary outside the grid) counted.
+    (all successes or all failures, or a boundary outside the grid) counted. ``outcome`` (one bool
+    per row) replaces success, e.g. a rule's prediction, to draw the boundary the rule implies.
     """
-    _require(df, by, along, "seed", "test_error")
+    _require(df, by, along, "seed", *(("test_error",) if outcome is None else ()))
+    frame = df.assign(_won=_outcome(df, outcome, level))
     rows = []
-    for value, sub in df.groupby(by, sort=True):
+    for value, sub in frame.groupby(by, sort=True):
         x = np.log(sub[along].to_numpy(dtype=float))
-        win = success(sub, level).astype(float)
+        win = sub["_won"].to_numpy(float)
         seeds = sub["seed"].to_numpy()
         fr = pd.Series(win).groupby(x).mean()
         lo_x, hi_x = x.min(), x.max()
@@ -194,13 +217,17 @@ def scaling_fit(df: pd.DataFrame, *, along: str = "n", adjust: Sequence[str] = (
 
 
 def scaling_slope(df: pd.DataFrame, *, along: str = "n", adjust: Sequence[str] = (), level: float = SUCCESS_ERROR,
-                  n_boot: int = 500, seed: int = 0, conf: float = LEVEL) -> BootstrapResult:
-    """The slope of :func:`scaling_fit` with a bootstrap over seeds (every network of a chosen seed)."""
-    _require(df, along, "p", "seed", "test_error", *adjust)
+                  n_boot: int = 500, seed: int = 0, conf: float = LEVEL, outcome=None) -> BootstrapResult:
+    """The slope of :func:`scaling_fit` with a bootstrap over seeds (every network of a chosen seed).
+
+    ``outcome`` (one bool per row) replaces success: with a rule's prediction (for example chapter 3's
+    race ratio R > 1, computed from the initialization alone) it gives the slope the rule implies.
+    """
+    _require(df, along, "p", "seed", *adjust, *(("test_error",) if outcome is None else ()))
     seeds = df["seed"].to_numpy()
     at = _seed_rows(seeds)
     X = _features(df, along, adjust)
-    win = success(df, level)
+    win = _outcome(df, outcome, level)
 
     def slope(chosen):
         idx = np.concatenate([at[k] for k in chosen])

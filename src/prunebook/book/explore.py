@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: the precomputed table the page reads (one name, so the table can be switched in one place)
-PHASE_TABLE = "phase_pn"
+PHASE_TABLE = "phase_pn_flow"
 #: the Vega-Lite major version of the book's copies (``_vendor/vega``: Vega 6, Vega-Lite 6, vega-embed 7)
 VEGA_LITE_MIME = "application/vnd.vegalite.v6+json"
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # names the version; never fetched

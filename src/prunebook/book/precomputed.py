@@ -64,6 +64,7 @@ PHASE_PN_N = (10, 14, 20, 28, 40, 57, 80, 113, 160)
 #: 20 seeds a cell, from their own block; chapters split them (first half to fit, second to evaluate).
 PHASE_PN_SEEDS = tuple(network_seeds(0, 20, start=40_000))
 
+#: phase_pn is GD at learning rate 1 (chapter 2 reads it; chapter 4 runs on the flow, phase_pn_flow).
 register(TableSpec(
     name="phase_pn", version=1,
     description="fine (p, n) phase diagram: p on a log(1 - p) grid (21 values, 0 to 0.99), n from 10 to 160 "
@@ -72,38 +73,13 @@ register(TableSpec(
     base=Setting(d=1000, m=20, q=3.0, mu_norm=8.0, lr=1.0, steps=3000),
 ))
 
-#: The scaling test: the race boundary in (p, n) for q = 3 and 4 at d = 1000 and 4000 (phase_pn is
-#: q = 3, d = 1000). At d = 4000, sigma_0 sqrt(d) and lr d are kept as at d = 1000 (sigma_0 = 0.005,
-#: lr = 0.25), so one step moves the noise inner products as much; ||mu|| puts the boundary inside
-#: the n grid over a range of p below over-pruning.
-SCALING_P = PHASE_PN_P[:11]  # 1 - p = 10^(-k/10), k = 0..10: p = 0 to 0.9
-SCALING_N = (*PHASE_PN_N, 226)
-SCALING_CONFIGS = {  # name: (q, d, ||mu||, sigma_0, lr, n grid, seed block)
-    "scaling_q3_d4000": (3.0, 4000, 14.0, 0.005, 0.25, PHASE_PN_N, 41_000),
-    "scaling_q4_d1000": (4.0, 1000, 9.0, 0.01, 1.0, SCALING_N, 42_000),
-    "scaling_q4_d4000": (4.0, 4000, 18.0, 0.005, 0.25, SCALING_N, 43_000),
-}
-for _name, (_q, _d, _mu, _s0, _lr, _ns, _start) in SCALING_CONFIGS.items():
-    register(TableSpec(
-        name=_name, version=1,
-        description=f"race boundary scaling: (p, n) grid, p = 0 to 0.9 on a log(1 - p) grid, n = {_ns[0]} to {_ns[-1]}, "
-                    f"12 seeds a cell; q = {_q:g}, d = {_d}, m = 20, ||mu|| = {_mu:g}, sigma_0 = {_s0:g}, lr = {_lr:g}, 3000 steps",
-        axes={"p": SCALING_P, "n": _ns}, seeds=tuple(network_seeds(0, 12, start=_start)),
-        base=Setting(d=_d, m=20, q=_q, mu_norm=_mu, sigma_0=_s0, lr=_lr, steps=3000),
-    ))
-
-#: Finding 3 where it can be seen: (1 - p) d = 350 at the threshold p* = 1 - ln 2 / 10
-#: is seven times n; small steps (lr = 0.1, 20000 steps); 100 seeds a p for failure rates.
+#: p = 0 to 0.9 on the log(1 - p) grid of phase_pn: the scaling test's range (below over-pruning)
+SCALING_P = PHASE_PN_P[:11]
+#: Finding 3's pruning fractions (finding3_flow below)
 FINDING3_P = (0.0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
-register(TableSpec(
-    name="finding3", version=1,
-    description="finding 3 with (1 - p) d >> n: d = 5000, m = 10, n = 50, ||mu|| = 18, sigma_0 = 0.0045, lr = 0.1, "
-                "20000 steps; p from 0 to 0.97 (10 values), 100 seeds a p",
-    axes={"p": FINDING3_P}, seeds=tuple(network_seeds(0, 100, start=44_000)),
-    base=Setting(d=5000, m=10, n=50, mu_norm=18.0, sigma_0=0.0045, lr=0.1, steps=20000),
-))
 
-#: The lr ablation: lr = 1, 0.1, 0.01 at matched lr x steps (= 1000), the same 16 seeds (paired).
+#: The lr ablation: lr = 1, 0.1, 0.01 at matched lr x steps (= 1000), the same 16 seeds (paired):
+#: chapter 4's large-step contrast, with lr_ablation_flow below.
 LR_ABLATION = {"lr_ablation_lr1": (1.0, 1000), "lr_ablation_lr0p1": (0.1, 10_000), "lr_ablation_lr0p01": (0.01, 100_000)}
 LR_ABLATION_P = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97)
 for _name, (_lr, _steps) in LR_ABLATION.items():
@@ -114,6 +90,76 @@ for _name, (_lr, _steps) in LR_ABLATION.items():
         axes={"p": LR_ABLATION_P}, seeds=tuple(network_seeds(0, 16, start=45_000)),
         base=Setting(d=1000, n=50, m=20, mu_norm=8.0, lr=_lr, steps=_steps),
     ))
+
+
+#: ---- chapter 4 on the gradient flow (the theory's regime; the tables above are lr = 1 GD, kept for
+#: chapter 2 and for the large-step contrast). Seed blocks 50_000 to 55_000 are fresh: the
+#: configurations were chosen on exploratory seeds outside them.
+
+#: The (p, n) phase diagram on the flow: the grid of phase_pn, 20 seeds a cell, t = 3000 (the horizon
+#: of phase_pn, lr x steps = 3000), no early stop.
+register(TableSpec(
+    name="phase_pn_flow", version=1,
+    description="fine (p, n) phase diagram on the gradient flow: p on a log(1 - p) grid (21 values, 0 to 0.99), "
+                "n from 10 to 160 (9 values, geometric), 20 seeds a cell; d = 1000, m = 20, q = 3, ||mu|| = 8, t = 3000",
+    axes={"p": PHASE_PN_P, "n": PHASE_PN_N}, seeds=tuple(network_seeds(0, 20, start=50_000)),
+    base=Setting(d=1000, m=20, q=3.0, mu_norm=8.0, dynamics="flow", t_end=3000.0),
+))
+
+#: The race boundary's scaling at q = 4 on the flow (q = 3 is phase_pn_flow at p <= 0.9).
+SCALING_FLOW_N = (*PHASE_PN_N, 226)
+register(TableSpec(
+    name="scaling_q4_flow", version=1,
+    description="race boundary scaling on the gradient flow: (p, n) grid, p = 0 to 0.9 on a log(1 - p) grid "
+                "(11 values), n = 10 to 226 (10 values), 12 seeds a cell; q = 4, d = 1000, m = 20, ||mu|| = 9.5, t = 3000",
+    axes={"p": SCALING_P, "n": SCALING_FLOW_N}, seeds=tuple(network_seeds(0, 12, start=51_000)),
+    base=Setting(d=1000, m=20, q=4.0, mu_norm=9.5, dynamics="flow", t_end=3000.0),
+))
+
+#: The (p, ||mu||) phase diagram on the flow at n = 50.
+PHASE_PMU_P = PHASE_PN_P[::2]  # 1 - p = 10^(-k/5), k = 0..10: p = 0 to 0.99
+PHASE_PMU_MU = (4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0)
+register(TableSpec(
+    name="phase_pmu_flow", version=1,
+    description="(p, ||mu||) phase diagram on the gradient flow: p on a log(1 - p) grid (11 values, 0 to 0.99), "
+                "||mu|| from 4 to 20 (10 values), 8 seeds a cell; d = 1000, m = 20, n = 50, q = 3, t = 3000",
+    axes={"p": PHASE_PMU_P, "mu_norm": PHASE_PMU_MU}, seeds=tuple(network_seeds(0, 8, start=52_000)),
+    base=Setting(d=1000, m=20, n=50, q=3.0, dynamics="flow", t_end=3000.0),
+))
+
+#: Finding 2 over every network, in the over-parameterized regime: m = 100, so that a network lacks
+#: a usable neuron in some class with probability about 2 ((1 + p)/2)^m <= 6e-5 for p <= 0.8; each
+#: network stops when its training loss reaches the book's target 1e-2 (matched training loss).
+#: The same seeds at m = 12 (the same training data) show what selection on usable neurons hides.
+FINDING2_P = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+FINDING2_SEEDS = tuple(network_seeds(0, 32, start=53_000))
+for _name, _m in (("finding2_flow", 100), ("finding2_m12_flow", 12)):
+    register(TableSpec(
+        name=_name, version=1,
+        description=f"finding 2 on the gradient flow at matched training loss: d = 2000, m = {_m}, n = 50, "
+                    "||mu|| = 15, stop at training loss 1e-2 (t <= 1000); p from 0 to 0.8 (9 values), 32 seeds a p",
+        axes={"p": FINDING2_P}, seeds=FINDING2_SEEDS,
+        base=Setting(d=2000, m=_m, n=50, mu_norm=15.0, dynamics="flow", t_end=1000.0, stop_loss=1e-2),
+    ))
+
+#: Finding 3 on the flow, in finding3's configuration (d = 5000, m = 10, n = 50, ||mu|| = 18):
+#: t = 2000 (the horizon of lr = 0.1 x 20000 steps), 100 fresh seeds a p.
+register(TableSpec(
+    name="finding3_flow", version=1,
+    description="finding 3 on the gradient flow with (1 - p) d >> n: d = 5000, m = 10, n = 50, ||mu|| = 18, "
+                "sigma_0 = 0.0045, t = 2000; p from 0 to 0.97 (10 values), 100 seeds a p",
+    axes={"p": FINDING3_P}, seeds=tuple(network_seeds(0, 100, start=55_000)),
+    base=Setting(d=5000, m=10, n=50, mu_norm=18.0, sigma_0=0.0045, dynamics="flow", t_end=2000.0),
+))
+
+#: The lr ablation's limit: the flow on the lr ablation's 16 seeds and grid (t = 1000 = lr x steps).
+register(TableSpec(
+    name="lr_ablation_flow", version=1,
+    description="lr ablation, the flow (lr -> 0): t = 1000; d = 1000, n = 50, m = 20, ||mu|| = 8; "
+                "p from 0 to 0.97 (7 values), 16 seeds a p, the seeds of the lr tables",
+    axes={"p": LR_ABLATION_P}, seeds=tuple(network_seeds(0, 16, start=45_000)),
+    base=Setting(d=1000, n=50, m=20, mu_norm=8.0, dynamics="flow", t_end=1000.0),
+))
 
 
 # ---- chapter 5 and 6 tables ----

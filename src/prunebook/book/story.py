@@ -26,7 +26,7 @@ from prunebook.seeds import numpy_rng
 __all__ = ["STORY_TABLE", "FIGURES", "regimes", "regimes_figure", "schematic_figure", "write_figures"]
 
 #: the table the regimes figure reads (one point per network: p, seed, test_error, usable_pos/neg)
-STORY_TABLE = "finding3"
+STORY_TABLE = "finding3_flow"
 #: file names the introduction refers to (under ``_static/generated/``)
 FIGURES = {"regimes": "story-regimes.png", "schematic": "story-schematic.png"}
 USABLE_COLOR, NONE_COLOR, LINE_COLOR = "#0072B2", "#D55E00", "black"
