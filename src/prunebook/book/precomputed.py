@@ -139,7 +139,7 @@ for _name, _m in (("finding2_flow", 100), ("finding2_m12_flow", 12)):
         description=f"finding 2 on the gradient flow at matched training loss: d = 2000, m = {_m}, n = 50, "
                     "||mu|| = 15, stop at training loss 1e-2 (t <= 1000); p from 0 to 0.8 (9 values), 32 seeds a p",
         axes={"p": FINDING2_P}, seeds=FINDING2_SEEDS,
-        base=Setting(d=2000, m=_m, n=50, mu_norm=15.0, dynamics="flow", t_end=1000.0, stop_loss=1e-2),
+        base=Setting(d=2000, m=_m, n=50, mu_norm=15.0, dynamics="flow", t_end=1000.0, stop_loss=LOSS_TARGET),
     ))
 
 #: Finding 3 on the flow, in finding3's configuration (d = 5000, m = 10, n = 50, ||mu|| = 18):
