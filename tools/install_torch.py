@@ -10,7 +10,7 @@ PyTorch's CPU wheel index serves the CPU build. So:
    ``find-links`` or extra indexes, still applies), with a short ``--timeout`` and no retries, so
    an index that cannot be reached costs seconds, not minutes;
 2. if that fails, the second attempt asks pip's default index (PyPI unless configured otherwise),
-   unless ``--no-fallback`` is given (tests/test_colab.py: Colab's torch, as a CPU build or not at all).
+   unless ``--no-fallback`` is given (tests/book/test_colab.py: Colab's torch, as a CPU build or not at all).
 
 It prints one line saying which build was installed and where the wheel came from (pip's
 installation report), and writes that line to ``--record``. Standard library only: it runs

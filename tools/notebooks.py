@@ -19,7 +19,7 @@ package version in ``src/prunebook/_version.py`` (the release tag is ``v<version
 
 Warnings: a warning a chapter does not catch reaches the reader as stderr output, which fails
 the book build (``execute.stderr_output: warn`` in ``_config.yml``, with ``-W``) and the smoke
-runs (:func:`stderr_outputs`, tests/test_notebooks.py and tests/test_colab.py). A chapter that
+runs (:func:`stderr_outputs`, tests/book/test_notebooks.py and tests/book/test_colab.py). A chapter that
 expects a warning catches it in code, and says why: ``warnings.filterwarnings`` or
 ``simplefilter`` only inside ``with warnings.catch_warnings():`` (or ``catch_warnings(action=...)``),
 with a ``category=`` and a comment on its line or the line above; hiding stderr instead (a

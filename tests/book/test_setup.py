@@ -231,7 +231,7 @@ def test_neither_index_working_fails_naming_both(tmp_path, venv):
 
 
 def test_no_fallback_never_asks_the_default_index(tmp_path, venv):
-    """--no-fallback (tests/test_colab.py: Colab's torch as a CPU build or not at all): an unreachable
+    """--no-fallback (tests/book/test_colab.py: Colab's torch as a CPU build or not at all): an unreachable
     CPU index fails at once, though the default index has the package."""
     default = _index(tmp_path / "default", "fakelib", "1.0")
     unreachable = f"http://127.0.0.1:{_closed_port()}/whl/cpu"

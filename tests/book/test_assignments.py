@@ -12,7 +12,7 @@ import pytest
 
 from conftest import load_tool
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "90_fixture.ipynb"
 
 assign = load_tool("assignments")

@@ -1,6 +1,6 @@
 """Grading a folder of submissions: scores, reasons, time limits, the sandbox, and hostile submissions.
 
-The attack fixtures (``tests/grading_attacks.py``) are graded in one batch with the controls: each
+The attack fixtures (``tests/book/grading_attacks.py``) are graded in one batch with the controls: each
 must score zero for what it attacks, leak nothing and leave nothing behind, while the controls
 beside it keep their exact grades. Without a working sandbox (bubblewrap) these tests fail; they
 never skip.
@@ -24,7 +24,7 @@ import torch
 import grading_attacks as atk
 from conftest import load_tool
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "90_fixture.ipynb"
 CHAPTER_1 = ROOT / "chapters" / "01_data_model.ipynb"
 
