@@ -106,6 +106,24 @@ def test_rule_scores_count_agreements_and_resample_seeds():
         race.rule_scores(df, {"short": [True]})
 
 
+def test_rule_difference_is_paired_and_resamples_seeds():
+    df = pd.DataFrame({"seed": [1, 1, 2, 2, 3, 3, 4, 4],
+                       "test_error": [0.0, 0.5, 0.0, 0.5, 0.5, 0.5, 0.0, 0.0]})
+    won = df.test_error.to_numpy() < 0.25
+    exact = race.rule_difference(df, won, won, n_boot=200)
+    assert exact.estimate == 0.0 and exact.lo == 0.0 and exact.hi == 0.0, "a rule against itself"
+    worse = won.copy()
+    worse[[0, 2]] = ~worse[[0, 2]]  # two networks of two seeds wrong
+    r = race.rule_difference(df, won, worse, n_boot=400)
+    assert r.estimate == pytest.approx(2 / 8)
+    assert 0 <= r.lo <= 2 / 8 <= r.hi <= 2 / 4, "each resample: the misses of the chosen seeds over their networks"
+    flipped = race.rule_difference(df, worse, won, n_boot=400)
+    assert flipped.estimate == pytest.approx(-r.estimate)
+    assert flipped.hi == pytest.approx(-r.lo) and flipped.lo == pytest.approx(-r.hi), "antisymmetric, same resamples"
+    with pytest.raises(ValueError, match="rule_b"):
+        race.rule_difference(df, won, [True])
+
+
 def test_fit_constant_rule_recovers_a_threshold():
     rng = np.random.default_rng(0)
     s = np.exp(rng.uniform(np.log(0.5), np.log(50), 4000))

@@ -39,7 +39,7 @@ from prunebook.stats import LEVEL, bootstrap_seeds
 from prunebook.book.stages import blowup_time
 
 __all__ = ["race_ratio", "race_ratios", "stuck_samples", "first_step_overshoot", "rule_scores",
-           "fit_constant_rule"]
+           "rule_difference", "fit_constant_rule"]
 
 
 def _require(df: pd.DataFrame, *columns: str) -> None:
@@ -193,6 +193,30 @@ def rule_scores(df: pd.DataFrame, rules: Mapping[str, Sequence[bool]], *, level:
         rows.append({"rule": name, "networks": len(pred), "seeds": len(at), "agree": int(hits.sum()),
                      "fraction": hits.mean(), "lo": r.lo, "hi": r.hi, "degenerate": r.degenerate})
     return pd.DataFrame(rows).set_index("rule")
+
+
+def rule_difference(df: pd.DataFrame, rule_a: Sequence[bool], rule_b: Sequence[bool], *,
+                    level: float = SUCCESS_ERROR, n_boot: int = 1000, seed: int = 0,
+                    conf: float = LEVEL):
+    """Paired comparison of two rules on the same networks: the fraction of networks ``rule_a``
+    classifies right minus the fraction ``rule_b`` does, with a percentile bootstrap over seeds
+    (both rules scored on the same resampled networks, so the pairing is kept). A lower bound above
+    0 says ``rule_a`` agrees with the runs more often. Returns a :class:`prunebook.stats.BootstrapResult`."""
+    _require(df, "seed", "test_error")
+    won = success(df, level)
+    hits = []
+    for name, rule in (("rule_a", rule_a), ("rule_b", rule_b)):
+        pred = np.asarray(rule, bool)
+        if pred.shape != won.shape:
+            raise ValueError(f"{name}: needs one prediction per row of df")
+        hits.append(pred == won)
+    at = _seed_rows(df["seed"].to_numpy())
+    k = {s: (hits[0][i].sum() - hits[1][i].sum(), len(i)) for s, i in at.items()}
+
+    def diff(chosen):
+        return sum(k[s][0] for s in chosen) / sum(k[s][1] for s in chosen)
+
+    return bootstrap_seeds(list(at), diff, n_boot=n_boot, seed=seed, level=conf)
 
 
 def fit_constant_rule(df: pd.DataFrame, statistic: str = "n_snr_q", *, level: float = SUCCESS_ERROR) -> float:
