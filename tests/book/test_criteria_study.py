@@ -10,6 +10,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from prunebook.book import plots  # noqa: E402
 from prunebook import criteria as cr  # noqa: E402
 from prunebook.book import criteria_study as cs  # noqa: E402
 from prunebook.experiment import Setting, build_batch  # noqa: E402
@@ -152,7 +153,7 @@ def test_figures_fit_the_column(nets):
             cs.plot_initial_gradient(cs.initial_table(scores, W0, data.X, data.y, [0.5, 0.9], SEEDS)),
             cs.plot_ablation(runs, [0.0, 0.5], [8.0, 12.0], 6)]
     for fig in figs:
-        assert fig.get_size_inches()[0] <= 7.3
+        assert fig.get_size_inches()[0] <= plots.TEXT_WIDTH
         plt.close(fig)
 
 

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import prunebook as pb  # noqa: E402
+from prunebook.book import plots  # noqa: E402
 from prunebook.book import digits_study as ds  # noqa: E402
 from prunebook.data import Dataset  # noqa: E402
 from prunebook.realdata import digits_networks  # noqa: E402
@@ -109,7 +110,7 @@ def test_figures_fit_the_column(bridge):
     figs = [ds.plot_samples(Dataset(nets.train.X[0], nets.train.y[0], None, None)),
             ds.plot_sweep(table, [0.0, 0.8]), ds.plot_bridge(both, [0.0, 0.8], 0.2), ds.plot_snr(both, [0.0, 0.8])]
     for fig in figs:
-        assert fig.get_size_inches()[0] <= 7.3
+        assert fig.get_size_inches()[0] <= plots.TEXT_WIDTH
         plt.close(fig)
 
 

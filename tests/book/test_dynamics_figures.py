@@ -10,6 +10,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from prunebook.book import plots  # noqa: E402
 from prunebook.book import dynamics_figures as figs  # noqa: E402
 from prunebook.book.stages import race_bins  # noqa: E402
 from prunebook.book.step_size import step_size_limit  # noqa: E402
@@ -53,7 +54,7 @@ def test_every_figure_draws_at_most_column_wide():
     made.append(figs.loss_gap_figure(p, np.tile(np.arange(4), 3), 100 * (1 - p) ** 2, 1 + (1 - p),
                                      np.ones(12), p == 0.0, typical=(p, 100 * (1 - p) ** 2)))
     for fig in made:
-        assert fig.get_size_inches()[0] <= 7.3
+        assert fig.get_size_inches()[0] <= plots.TEXT_WIDTH
         assert _fonts_ok(fig)
         plt.close(fig)
     with pytest.raises(ValueError, match="figsize"):

@@ -24,7 +24,7 @@ import torch
 
 from prunebook import criteria as cr
 from prunebook._checks import check_tensor
-from prunebook.book.plots import seed_dots, success_curve
+from prunebook.book.plots import TEXT_WIDTH, seed_dots, success_curve
 from prunebook.conventions import SUCCESS_ERROR
 from prunebook.network import loss_and_gradient, validate_inputs
 from prunebook.pruning import usable
@@ -224,7 +224,7 @@ def plot_kept(summary: pd.DataFrame, m: int):
     """Two stacked panels against p: the fraction of neurons that keep the signal coordinate (solid)
     and of usable neurons (dashed), and the fraction of networks with no usable neuron (Wilson
     bands) with the heuristic ((1 + p)/2)^(2m)."""
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7.2, 6.0), sharex=True)
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(TEXT_WIDTH, 6.0), sharex=True)
     for name in summary.index.get_level_values("criterion").unique():
         tab = summary.loc[name]
         a1.plot(tab.index, tab.keep_rate, "o-", ms=4, color=COLORS[name], label=name)
@@ -245,7 +245,7 @@ def plot_trained(errors: Mapping[str, np.ndarray], ps: Sequence[float], *,
                  success_error: float = SUCCESS_ERROR):
     """Success fraction (95% Wilson intervals) and every seed's test error, per criterion at each
     trained p (``errors`` as in :func:`paired_comparison`); criteria side by side at each p."""
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7.2, 6.2), sharex=True)
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(TEXT_WIDTH, 6.2), sharex=True)
     x = np.arange(len(ps))
     width = 0.8 / len(errors)
     for k, (name, err) in enumerate(errors.items()):
@@ -268,7 +268,7 @@ def plot_trained(errors: Mapping[str, np.ndarray], ps: Sequence[float], *,
 def plot_initial_gradient(table: pd.DataFrame):
     """The median over seeds of the squared gradient norm at initialization against p (log scale),
     per criterion, with the unpruned networks' median as a horizontal line."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.8))
     dense = table[table.criterion == "dense"].grad_sq.median()
     for name, part in table[table.criterion != "dense"].groupby("criterion", sort=False):
         med = part.groupby("p").grad_sq.median()
@@ -285,7 +285,7 @@ def plot_ablation(runs: pd.DataFrame, ps: Sequence[float], norms: Sequence[float
     """The dense-signal ablation: per signal norm (columns), the success fraction (top, Wilson
     bands, with the sparse signal's heuristic 1 - ((1+p)/2)^(2m)) and every seed's test error
     (bottom, × for runs that did not fit their training set)."""
-    fig, axes = plt.subplots(2, len(norms), figsize=(7.2, 5.8), sharex=True, sharey="row", squeeze=False)
+    fig, axes = plt.subplots(2, len(norms), figsize=(TEXT_WIDTH, 5.8), sharex=True, sharey="row", squeeze=False)
     x = np.arange(len(ps))
     for col, mn in enumerate(norms):
         top, bottom = axes[0, col], axes[1, col]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prunebook.book.plots import seed_dots
+from prunebook.book.plots import TEXT_WIDTH, seed_dots
 from prunebook.conventions import LOSS_TARGET
 from prunebook.data import Dataset
 from prunebook.network import classification_error
@@ -146,7 +146,7 @@ def paired_sign(a: pd.Series, b: pd.Series) -> PairedTest:
 
 def plot_samples(train: Dataset, count: int = 12):
     """The first ``count`` training images (8 x 8) with their labels."""
-    fig, axes = plt.subplots(2, count // 2, figsize=(7.2, 2.8))
+    fig, axes = plt.subplots(2, count // 2, figsize=(TEXT_WIDTH, 2.8))
     for ax, x, y in zip(axes.flat, train.X[:count, 0], train.y[:count]):
         ax.imshow(x[:PIXELS].reshape(8, 8).numpy(), cmap="gray_r")
         ax.set_title(f"y = {int(y):+d}")
@@ -171,7 +171,7 @@ def _dots_with_misfits(ax, table: pd.DataFrame, ps: Sequence[float], value: str,
 def plot_sweep(table: pd.DataFrame, ps: Sequence[float]):
     """Every seed's test error against p on the digits (lines join a seed's networks; × marks runs
     that did not fit their training set)."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.6))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.6))
     _dots_with_misfits(ax, table, ps, "test_error", "C0", label="fitted its training set")
     ax.set(xlabel="pruning fraction $p$", ylabel="test error (every seed)")
     ax.legend(fontsize="small")
@@ -181,7 +181,7 @@ def plot_sweep(table: pd.DataFrame, ps: Sequence[float]):
 def plot_bridge(table: pd.DataFrame, ps: Sequence[float], ncm: float):
     """The bridge: every seed's test error against p, pixel view (top) and rotated view (bottom),
     with the median nearest-class-mean baseline (dashed) and chance (dotted)."""
-    fig, axes = plt.subplots(2, 1, figsize=(7.2, 6.0), sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, 1, figsize=(TEXT_WIDTH, 6.0), sharex=True, sharey=True)
     for ax, (view, color) in zip(axes, (("pixels", "C0"), ("rotated", "C2"))):
         _dots_with_misfits(ax, table[table.view == view], ps, "test_error", color)
         ax.axhline(0.5, color="k", ls=":", lw=1)
@@ -195,7 +195,7 @@ def plot_bridge(table: pd.DataFrame, ps: Sequence[float], ncm: float):
 def plot_snr(table: pd.DataFrame, ps: Sequence[float]):
     """Median over seeds of the best neuron's (solid) and the root mean square (dashed) neuron
     SNR relative to the dense network's, per view, with the model's 1/sqrt(1 - p)."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.8))
     x = np.arange(len(ps))
     for view, color in (("pixels", "C0"), ("rotated", "C2")):
         med = table[table.view == view].groupby("p")[["best_snr", "rms_snr"]].median().loc[list(ps)]

@@ -1,6 +1,7 @@
 """Chapter 3's figures: each function draws one figure from arrays the chapter computed and returns it.
 
-Every figure is at most 7.3 inches wide (the text column at a 1280-px window) with fonts of at
+Every figure is at most :data:`prunebook.book.plots.TEXT_WIDTH` inches wide (the text column at a
+1280-px window, so it is shown at its natural size) with fonts of at
 least 9 pt as displayed. Colours: seaborn's "colorblind" palette (C0 blue, C1 orange, C2 green), black,
 grey and viridis for p; the captions in the chapter name them.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from prunebook.book.plots import TEXT_WIDTH
 from prunebook.seeds import numpy_rng
 
 __all__ = ["step_size_figure", "two_stages_figure", "closed_form_figure", "neurons_figure",
@@ -19,11 +21,11 @@ SMALL = 9  # the smallest font size used (legends, annotations)
 
 
 def _check_width(figsize):
-    if figsize[0] > 7.3:
-        raise ValueError(f"figsize: at most 7.3 inches wide (the text column), got {figsize[0]}")
+    if figsize[0] > TEXT_WIDTH:
+        raise ValueError(f"figsize: at most {TEXT_WIDTH:g} inches wide (the text column), got {figsize[0]}")
 
 
-def step_size_figure(out, shown=(1.0, 0.1, 0.01), figsize=(7.2, 3.3)):
+def step_size_figure(out, shown=(1.0, 0.1, 0.01), figsize=(TEXT_WIDTH, 3.3)):
     """(a) The largest signal coefficient max_r j gamma over time at the step sizes ``shown`` and on
     the flow; (b) the distance of GD's end state from the flow's against lr, with the fitted slope.
     ``out`` is a :class:`prunebook.book.step_size.StepSizeLimit`."""
@@ -56,7 +58,7 @@ def step_size_figure(out, shown=(1.0, 0.1, 0.01), figsize=(7.2, 3.3)):
     return fig
 
 
-def two_stages_figure(times, signal, noise, loss, titles, figsize=(7.3, 4.6)):
+def two_stages_figure(times, signal, noise, loss, titles, figsize=(TEXT_WIDTH, 4.6)):
     """The two stages on the flow, one column per network: the largest signal coefficient of each
     class (solid) and the largest noise coefficient of each class (dashed) over time, and the loss.
 
@@ -83,7 +85,7 @@ def two_stages_figure(times, signal, noise, loss, titles, figsize=(7.3, 4.6)):
     return fig
 
 
-def closed_form_figure(times, runs, closed, labels, figsize=(6.4, 3.4)):
+def closed_form_figure(times, runs, closed, labels, figsize=(TEXT_WIDTH, 3.4)):
     """Stage 1 neuron by neuron: measured overlaps (solid) against the closed form (dashed).
 
     times [T]; runs, closed: lists of [T] arrays (one per neuron); labels: one string per neuron."""
@@ -98,7 +100,7 @@ def closed_form_figure(times, runs, closed, labels, figsize=(6.4, 3.4)):
     return fig
 
 
-def neurons_figure(x0, x_end, category, network, names, times, traces, trace_labels, figsize=(7.3, 3.4)):
+def neurons_figure(x0, x_end, category, network, names, times, traces, trace_labels, figsize=(TEXT_WIDTH, 3.4)):
     """(a) Every neuron's final signal overlap against its head start, coloured by category
     (0 usable, 1 kept the coordinate with the wrong sign, 2 coordinate pruned), marker by network;
     (b) the overlaps of a few neurons over time (traces [T, k], colours by trace_labels' category).
@@ -146,7 +148,7 @@ def _symlog_overlap_axis(ax, values):
     ax.yaxis.set_minor_locator(plt.NullLocator())
 
 
-def overshoot_figure(panels, figsize=(7.3, 3.4)):
+def overshoot_figure(panels, figsize=(TEXT_WIDTH, 3.4)):
     """Networks without a usable neuron: test error at lr = 1 (dots) and on the flow (crosses) against
     the largest a^(q-2) / threshold over their wrong-sign neurons. ``panels`` is a list of
     (title, ratio, err_lr1, err_flow); ratio 0 (no wrong-sign neuron) is drawn at the left edge."""
@@ -172,7 +174,7 @@ def overshoot_figure(panels, figsize=(7.3, 3.4)):
     return fig
 
 
-def race_figure(ratio, test_error, p, bins, figsize=(7.3, 3.4)):
+def race_figure(ratio, test_error, p, bins, figsize=(TEXT_WIDTH, 3.4)):
     """(a) Test error against the race ratio R (networks with a usable neuron, colour: p); (b) the
     fraction that learned the signal in bins of R with 95% Wilson bands (``bins`` from
     :func:`prunebook.book.stages.race_bins`)."""
@@ -196,7 +198,7 @@ def race_figure(ratio, test_error, p, bins, figsize=(7.3, 3.4)):
     return fig
 
 
-def memorized_figure(predicted, measured, p, p_values, cap=100.0, figsize=(6.4, 4.2)):
+def memorized_figure(predicted, measured, p, p_values, cap=100.0, figsize=(TEXT_WIDTH, 4.2)):
     """Every training sample: the memorized margin measured at the end against the closed form at its
     class's signal time, from the initialization (colour: p). Samples predicted above ``cap`` or
     whose noise blows up before the signal (predicted = inf) are drawn in a strip at the right."""
@@ -226,7 +228,7 @@ def memorized_figure(predicted, measured, p, p_values, cap=100.0, figsize=(6.4, 
     return fig
 
 
-def loss_gap_figure(p, seeds, rho_sum, factor, fresh, lost, typical=None, figsize=(7.3, 3.4)):
+def loss_gap_figure(p, seeds, rho_sum, factor, fresh, lost, typical=None, figsize=(TEXT_WIDTH, 3.4)):
     """(a) Total memorization sum rho^+ against p, one line per seed (the seed's networks are nested);
     (b) test loss / training loss against p: the memorization factor (dots) and the fresh factor
     (crosses), networks where a class lost the race drawn as open squares. ``typical`` is an optional

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from prunebook.book.plots import TEXT_WIDTH
 from prunebook.stats import LEVEL, bootstrap_seeds, sign_test
 
 __all__ = ["generalization_gap", "usable_both", "paired_table", "against_dense", "conditional_view",
@@ -113,7 +114,7 @@ def conditional_view(df: pd.DataFrame, value: str | Sequence[float]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, width: float = 6.6):
+def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, width: float | None = None):
     """Finding 2 over every network, paired by seed: (a) test error, (b) test loss minus training loss
     (log scale), (c) memorization sum |rho| (log scale), each seed a thin line and the mean over seeds
     a thick one with its 95% bootstrap band over seeds (panel (b) is logarithmic above 10^-3 and
@@ -124,7 +125,7 @@ def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, w
 
     _require(df, "p", "seed", "test_error", "test_loss", "final_loss", "rho_abs_sum")
     m = int(df["m"].iloc[0]) if "m" in df.columns else None
-    fig, axes = plt.subplots(2, 2, figsize=(width, 5.6), sharex=True, layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(width or TEXT_WIDTH, 5.6), sharex=True, layout="constrained")
     panels = (("test_error", "(a) test error", "linear"), (generalization_gap(df), "(b) test loss $-$ training loss", "symlog"),
               ("rho_abs_sum", r"(c) memorization $\sum|\rho|$", "log"))
     for ax, (value, title, scale) in zip(axes.flat, panels):

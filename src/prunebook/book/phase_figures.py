@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from prunebook.book.plots import TEXT_WIDTH
+
 __all__ = ["P_TICKS", "pruning_axis", "cell_edges", "success_map", "success_line", "COLUMN_WIDTH", "curves_figure",
            "phase_figure", "scaling_figure", "failure_figure", "dynamics_figure"]
 
@@ -104,7 +106,7 @@ def _hatch(corner, width, height):
 # ---- chapter 4's figures (each returns its matplotlib Figure; sized for the book's text column) ----
 
 #: width of a full-column figure in inches: at the book style's 110 dpi it is displayed at its own size
-COLUMN_WIDTH = 6.6
+COLUMN_WIDTH = TEXT_WIDTH
 
 
 def _legend_below(ax, ncol: int = 2, **kw):

@@ -13,13 +13,19 @@ from prunebook.seeds import numpy_rng
 from prunebook.stats import wilson_interval
 
 __all__ = ["use_book_style", "seed_dots", "success_curve", "PhaseAxes", "plot_phase", "save_figure_data",
-           "smallest_font", "figure_png", "png_font_metadata", "FONT_KEY", "DPI_KEY", "MIN_FONT_PT"]
+           "smallest_font", "figure_png", "png_font_metadata", "FONT_KEY", "DPI_KEY", "MIN_FONT_PT",
+           "FIGURE_DPI", "COLUMN_PX", "TEXT_WIDTH"]
 
 #: PNG text chunks the book's inline figures carry (the browser test reads them): the smallest font
 #: drawn, in points, and the figure's dpi
 FONT_KEY, DPI_KEY = "prunebook:min-font-pt", "prunebook:dpi"
 #: the smallest font a reader should meet, in points as displayed (DESIGN section 5)
 MIN_FONT_PT = 9.0
+#: the inline figures' dpi, and the width of the text column at a 1280-px window (the browser test
+#: measures it): a figure at most TEXT_WIDTH inches wide is shown at its natural size, so its fonts
+#: are displayed at the size they are drawn
+FIGURE_DPI, COLUMN_PX = 110, 660
+TEXT_WIDTH = COLUMN_PX / FIGURE_DPI  # 6.0 inches
 
 
 def use_book_style() -> None:
@@ -35,7 +41,7 @@ def use_book_style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     plt.rcParams.update(
         {
-            "figure.dpi": 110,
+            "figure.dpi": FIGURE_DPI,
             "savefig.dpi": 150,
             "figure.figsize": (6.4, 3.8),
             "axes.titlesize": "medium",
