@@ -25,7 +25,7 @@ MIN_FONT_PT = 9.0
 #: measures it): a figure at most TEXT_WIDTH inches wide is shown at its natural size, so its fonts
 #: are displayed at the size they are drawn
 FIGURE_DPI, COLUMN_PX = 110, 660
-TEXT_WIDTH = COLUMN_PX / FIGURE_DPI  # 6.0 inches
+TEXT_WIDTH = 5.7  # inches: 627 px, leaving room for the tight bounding box IPython draws around it
 
 
 def use_book_style() -> None:
