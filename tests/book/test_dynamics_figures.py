@@ -1,11 +1,14 @@
 """Chapter 3's figure builders (prunebook.book.dynamics_figures): each draws from small arrays."""
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -56,6 +59,9 @@ def test_every_figure_draws_at_most_column_wide():
     for fig in made:
         assert fig.get_size_inches()[0] <= plots.TEXT_WIDTH
         assert _fonts_ok(fig)
+        fig.set_dpi(plots.FIGURE_DPI)  # as shown inline: the tight box must fit the column too
+        shown = PIL.Image.open(io.BytesIO(plots.figure_png(fig))).width
+        assert shown <= plots.COLUMN_PX, f"{fig.axes[0].get_title()!r}: {shown} px wide as displayed"
         plt.close(fig)
     with pytest.raises(ValueError, match="figsize"):
         figs.closed_form_figure(times, [times], [times], ["x"], figsize=(9, 3))

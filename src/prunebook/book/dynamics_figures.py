@@ -58,7 +58,7 @@ def step_size_figure(out, shown=(1.0, 0.1, 0.01), figsize=(TEXT_WIDTH, 3.3)):
     return fig
 
 
-def two_stages_figure(times, signal, noise, loss, titles, figsize=(TEXT_WIDTH, 4.6)):
+def two_stages_figure(times, signal, noise, loss, titles, figsize=(TEXT_WIDTH, 4.9)):
     """The two stages on the flow, one column per network: the largest signal coefficient of each
     class (solid) and the largest noise coefficient of each class (dashed) over time, and the loss.
 
@@ -81,7 +81,7 @@ def two_stages_figure(times, signal, noise, loss, titles, figsize=(TEXT_WIDTH, 4
     axes[1, 0].set_ylabel("training loss")
     axes[0, 0].set_ylim(1e-3, None)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=SMALL)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=SMALL)
     return fig
 
 
