@@ -140,17 +140,17 @@ def finding2_figure(df: pd.DataFrame, contrast: pd.DataFrame | None = None, *, w
             ax.set_ylim(-1e-3, None)
         else:
             ax.set_yscale(scale)
-    axes[0, 0].plot([], [], color="C0", lw=0.8, label="one seed (paired across $p$)")
+    axes[0, 0].plot([], [], color="C0", lw=0.8, label="one seed")
     axes[0, 0].legend(loc="upper right", frameon=False, fontsize=10)
     ax = axes[1, 1]
     if contrast is not None:
         _require(contrast, "p", "usable_pos", "usable_neg")
         mc = int(contrast["m"].iloc[0]) if "m" in contrast.columns else None
         view = conditional_view(contrast, generalization_gap(contrast))
-        ax.plot(view.p, view["all"], "o-", color="C3", label=f"m = {mc}: all networks")
-        ax.plot(view.p, view["with_both"], "s--", color="C3", mfc="none", label=f"m = {mc}: usable in both classes")
+        ax.plot(view.p, view["all"], "o-", color="C3", label=f"m = {mc}, all")
+        ax.plot(view.p, view["with_both"], "s--", color="C3", mfc="none", label=f"m = {mc}, usable in both")
         main = conditional_view(df, generalization_gap(df))
-        ax.plot(main.p, main["all"], "o-", color="k", label=f"m = {m}: all networks")
+        ax.plot(main.p, main["all"], "o-", color="k", label=f"m = {m}, all")
         ax.set(yscale="log", title="(d) mean test $-$ training loss")
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo, hi * 30)  # room for the legend above the curves
