@@ -261,7 +261,7 @@ def plot_trained(errors: Mapping[str, np.ndarray], ps: Sequence[float], *,
     a2.set_xticks(x, [f"{p:g}" for p in ps])
     a1.set(ylabel="success fraction", ylim=(-0.02, 1.05))
     a2.set(xlabel="pruning fraction $p$", ylabel="test error (every seed)", ylim=(-0.02, 0.6))
-    a1.legend(fontsize="small", ncol=4, loc="lower center")
+    a1.legend(fontsize="small", ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return fig
 
 
