@@ -1,5 +1,6 @@
 """Course assignments: the exercise format, student and solution copies, checks that catch wrong answers, the bundle."""
 
+import html
 import html.parser
 import json
 import pathlib
@@ -478,9 +479,20 @@ def rendered_problems(page: str, nb: dict, stem: str) -> list[str]:
     problems = []
     cells = nb["cells"]
     exercises = assign.code_exercises(nb, stem)
-    folded = re.findall(r'<div class="cell tag_hide-input[^"]*">\s*<details class="[^"]*\bhide\b[^"]*above-input[^"]*">', page)
-    if len(folded) != len(exercises):
-        problems.append(f"{len(folded)} folded code cells for {len(exercises)} code exercises")
+    # the page's code cells, in the notebook's order (removed cells are not on the page); plotting
+    # and glue cells are folded too, so each exercise's own cell is looked up
+    shown = [i for i, c in enumerate(cells)
+             if c["cell_type"] == "code" and "remove-cell" not in c.get("metadata", {}).get("tags", [])]
+    starts = [m.start() for m in re.finditer(r'<div class="cell(?: [^"]*)? docutils container">', page)]
+    if len(starts) != len(shown):
+        problems.append(f"{len(starts)} code cells on the page for {len(shown)} shown in the notebook")
+        return problems
+    span = dict(zip(shown, zip(starts, starts[1:] + [len(page)])))
+    folded = re.compile(r'<div class="cell tag_hide-input[^"]*">\s*<details class="[^"]*\bhide\b[^"]*above-input[^"]*">')
+    for e in exercises:
+        a, b = span[e.cell]
+        if not folded.match(page, a, b):
+            problems.append(f"the solution of {e.id} is not folded")
     parser = _Text()
     parser.feed(page)
     text = "".join(parser.parts)
@@ -498,3 +510,19 @@ def rendered_problems(page: str, nb: dict, stem: str) -> list[str]:
 def test_rendered_book_folds_solutions_and_leaves_hidden_tests_out(built_book, path):
     page = (built_book / "chapters" / f"{path.stem}.html").read_text()
     assert rendered_problems(page, _nb(path), path.stem) == []
+
+
+def test_the_rendered_check_sees_an_unfolded_solution_and_a_shown_hidden_test(built_book):
+    """Control for the check above, on chapter 4's built page: unfold every folded code cell, then
+    show a hidden test's line, and the check reports each."""
+    path = next(p for p in CHAPTERS if p.stem == "04_phase_transition")
+    nb = _nb(path)
+    page = (built_book / "chapters" / f"{path.stem}.html").read_text()
+    unfolded = page.replace('<div class="cell tag_hide-input', '<div class="cell tag_shown')
+    found = rendered_problems(unfolded, nb, path.stem)
+    ids = [e.id for e in assign.code_exercises(nb, path.stem)]
+    assert [f"the solution of {i} is not folded" for i in ids] == found
+    hidden = assign.code_exercises(nb, path.stem)[0].hidden[0]
+    line = next(ln.strip() for ln in assign._source(nb["cells"][hidden]).splitlines() if len(ln.strip()) > 30)
+    leaked = page.replace("</body>", f"<p>{html.escape(line)}</p></body>")
+    assert any(p.startswith(f"hidden test of {ids[0]} shown") for p in rendered_problems(leaked, nb, path.stem))

@@ -86,10 +86,16 @@ def test_the_template_makes_undefined_commands_errors(rendered, server, browser,
 
 
 def _typeset(browser) -> bool:  # noqa: F811
+    """Wait (polling, up to 20 s) for MathJax to start, then for its first typesetting to finish: a
+    page can hand control back before the script has defined MathJax.startup (seen on CI)."""
+    browser.set_script_timeout(30)
     return browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "if (!window.MathJax || !MathJax.startup) { done(false); return; }"
-        "MathJax.startup.promise.then(() => done(true), () => done(false));")
+        "const done = arguments[arguments.length - 1]; const t0 = Date.now();"
+        "(function wait() {"
+        "  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {"
+        "    MathJax.startup.promise.then(() => done(true), () => done(false));"
+        "  } else if (Date.now() - t0 > 20000) { done(false); } else { setTimeout(wait, 100); }"
+        "})();")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
